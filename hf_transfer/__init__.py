@@ -1,0 +1,38 @@
+"""hf_transfer: cross-domain transfer learning for Hugging Face backbones.
+
+LoRA adapters (peft) + a domain-adversarial head (DANN), trained by a ``transformers.Trainer``
+subclass on labelled source and unlabelled target data. Distribution name on PyPI:
+``hf-transfer-learning`` (not to be confused with Hugging Face's ``hf-transfer`` download helper).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "DomainAdaptationModel": "hf_transfer.modeling",
+    "DomainAdaptationOutput": "hf_transfer.modeling",
+    "DomainAdaptationTrainer": "hf_transfer.trainer",
+    "DomainAdaptationArguments": "hf_transfer.training_args",
+    "grl_lambda": "hf_transfer.alignment.schedules",
+    "discover_lora_targets": "hf_transfer.lora_targets",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .alignment.schedules import grl_lambda
+    from .lora_targets import discover_lora_targets
+    from .modeling import DomainAdaptationModel, DomainAdaptationOutput
+    from .trainer import DomainAdaptationTrainer
+    from .training_args import DomainAdaptationArguments
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, like transformers: `import hf_transfer` stays cheap (the CLI's --help, the Hub helpers).
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hf_transfer' has no attribute {name!r}")

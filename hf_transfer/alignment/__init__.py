@@ -1,0 +1,15 @@
+"""Alignment losses: one idea per module, each with its paper and maths in the docstring."""
+
+from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput
+from .grl import GradientReversalLayer, GradientReverseFunction
+from .schedules import GRL_SCHEDULES, grl_lambda
+
+__all__ = [
+    "DomainAdversarialLoss",
+    "DomainDiscriminator",
+    "DomainLossOutput",
+    "GradientReversalLayer",
+    "GradientReverseFunction",
+    "GRL_SCHEDULES",
+    "grl_lambda",
+]

@@ -1,0 +1,258 @@
+"""``DomainAdaptationTrainer``: a ``transformers.Trainer`` that sees both domains at once.
+
+Every training batch holds labelled source and unlabelled target examples (in
+``args.target_ratio``) and goes through **one** concatenated forward pass of a
+:class:`~hf_transfer.modeling.DomainAdaptationModel`:
+
+.. math::
+
+    \\mathcal{L} = \\mathcal{L}_{cls}(\\text{labelled}) + w · \\mathcal{L}_{dom}(\\text{all}),
+    \\qquad \\text{backbone gradient of } \\mathcal{L}_{dom} \\text{ scaled by } -λ(p)
+
+with λ(p) from :func:`~hf_transfer.alignment.schedules.grl_lambda` and ``p = global_step / max_steps``.
+``source_only`` runs the same code with ``w = 0``. Everything else is the Trainer's own:
+progress bar, logging and ``report_to``, Accelerate (DDP/FSDP/DeepSpeed), checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import defaultdict
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from .alignment.schedules import grl_lambda
+from .data.collator import DomainBatchCollator
+from .data.pairing import SourceTargetDataset, has_labels
+from .metrics import ClassificationMetrics
+from .modeling import DISCRIMINATOR_WEIGHTS_NAME, DomainAdaptationModel
+from .training_args import DomainAdaptationArguments
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is left as it was."""
+
+
+class _TargetCycleCallback(TrainerCallback):
+    """Moves the target cycle of :class:`SourceTargetDataset` on at each epoch (resume-safe)."""
+
+    def __init__(self, dataset: SourceTargetDataset) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.set_epoch(int(state.epoch or 0))
+
+
+def _label_names(dataset: Any) -> list[str] | None:
+    features = getattr(dataset, "features", None)
+    if not features:
+        return None
+    for column in ("label", "labels"):
+        feature = features.get(column)
+        if feature is not None and getattr(feature, "names", None):
+            return list(feature.names)
+    return None
+
+
+class DomainAdaptationTrainer(Trainer):
+    """Trainer for LoRA + domain-adversarial adaptation.
+
+    Args:
+        model: a :class:`DomainAdaptationModel`.
+        args: :class:`DomainAdaptationArguments`.
+        source_dataset: labelled source examples (dicts of model inputs + ``labels``).
+        target_dataset: target examples; labels, if any, are dropped unless
+            ``args.num_target_labels`` allows some.
+        eval_datasets: optional ``{"source": ds, "target": ds}`` (labelled), evaluated separately
+            and reported as ``eval_source_accuracy``, ``eval_target_f1``, ...
+        processing_class: the backbone's processor/tokenizer (saved with the model; a tokenizer
+            also turns on dynamic padding).
+        Other keyword arguments go to ``transformers.Trainer``.
+    """
+
+    _tag_names = ["hf-transfer", "domain-adaptation"]
+    # compute_loss returns per-batch means: the Trainer divides them by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: DomainAdaptationModel,
+        args: DomainAdaptationArguments,
+        source_dataset: Any = None,
+        target_dataset: Any = None,
+        eval_datasets: dict[str, Any] | None = None,
+        processing_class: Any = None,
+        data_collator: Any = None,
+        compute_metrics: Any = None,
+        callbacks: list[TrainerCallback] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model, DomainAdaptationModel):
+            raise TypeError(
+                f"DomainAdaptationTrainer needs a DomainAdaptationModel, got {type(model).__name__}; "
+                "build one with DomainAdaptationModel.from_backbone(backbone)."
+            )
+        if not isinstance(args, DomainAdaptationArguments):
+            raise TypeError("args must be DomainAdaptationArguments (a TrainingArguments subclass).")
+        train_dataset = None
+        if source_dataset is not None or target_dataset is not None:
+            train_dataset = self._pair_domains(model, args, source_dataset, target_dataset)
+        for name, dataset in (eval_datasets or {}).items():
+            if dataset is not None and len(dataset) == 0:
+                raise ValueError(f"The {name!r} evaluation set is empty; drop it or pass examples.")
+        model.domain_loss_weight = args.effective_domain_loss_weight
+        callbacks = list(callbacks or [])
+        if isinstance(train_dataset, SourceTargetDataset):
+            callbacks.append(_TargetCycleCallback(train_dataset))
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_datasets or None,
+            processing_class=processing_class,
+            data_collator=data_collator or DomainBatchCollator.for_processor(processing_class),
+            compute_metrics=compute_metrics or ClassificationMetrics(),
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.model_accepts_loss_kwargs = False
+        self._domain_metrics: dict[str, list[float]] = defaultdict(list)
+        model.metadata.update(self._run_metadata())
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pair_domains(model, args, source, target) -> SourceTargetDataset:
+        if source is None or len(source) == 0:
+            raise ValueError("The source dataset is empty (or missing): pass labelled source examples.")
+        if target is None or len(target) == 0:
+            raise ValueError("The target dataset is empty (or missing): pass at least one target example.")
+        source_names, target_names = _label_names(source), _label_names(target)
+        if source_names and target_names and source_names != target_names:
+            raise ValueError(
+                f"Label sets differ between domains: source {source_names} vs target {target_names}. "
+                "Align them by name first (hf_transfer.data.align_labels, with label_mapping= for renamed classes)."
+            )
+        model_labels = [model.config.id2label[i] for i in sorted(model.config.id2label)]
+        if source_names and len(source_names) != len(model_labels):
+            raise ValueError(
+                f"The source has {len(source_names)} classes {source_names} but the model's head has "
+                f"{len(model_labels)}; load the backbone with label_names=<the source classes>."
+            )
+        if has_labels(target) and args.num_target_labels == 0:
+            logger.warning(
+                "The target dataset has labels but method=%s is unsupervised: they are dropped and never trained on "
+                "(set num_target_labels to use some).",
+                args.method,
+            )
+        return SourceTargetDataset(
+            source, target, target_ratio=args.target_ratio, num_target_labels=args.num_target_labels, seed=args.seed
+        )
+
+    def _run_metadata(self) -> dict[str, Any]:
+        args = self.args
+        return {
+            "method": args.method,
+            "grl": {
+                "schedule": args.grl_schedule,
+                "gamma": args.grl_gamma,
+                "max_lambda": args.grl_max_lambda,
+                "domain_loss_weight": args.effective_domain_loss_weight,
+            },
+            "training": {
+                "max_steps": args.max_steps,
+                "num_train_epochs": args.num_train_epochs,
+                "learning_rate": args.learning_rate,
+                "per_device_train_batch_size": args.per_device_train_batch_size,
+                "gradient_accumulation_steps": args.gradient_accumulation_steps,
+                "target_ratio": args.target_ratio,
+                "num_target_labels": args.num_target_labels,
+                "seed": args.seed,
+            },
+        }
+
+    # -- loss -----------------------------------------------------------------------------------
+
+    def current_lambda(self) -> float:
+        """λ for the current optimizer step, from the real run length."""
+        max_steps = self.state.max_steps or 1
+        return grl_lambda(
+            self.state.global_step,
+            max_steps,
+            schedule=self.args.grl_schedule,
+            gamma=self.args.grl_gamma,
+            max_lambda=self.args.grl_max_lambda,
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        unwrapped = self.accelerator.unwrap_model(model)
+        if model.training:
+            unwrapped.domain_loss.grl.coeff = self.current_lambda()
+        outputs = model(**inputs)
+        loss = outputs.loss
+        if loss is None:
+            raise ValueError("The batch has no labels: training and evaluation need a 'labels' column.")
+        if model.training and outputs.domain_loss is not None:
+            parts = torch.stack(
+                [outputs.classification_loss.detach(), outputs.domain_loss.detach(), outputs.domain_accuracy.detach()]
+            )
+            cls_loss, dom_loss, dom_acc = self.accelerator.gather(parts.unsqueeze(0)).float().mean(0).tolist()
+            self._domain_metrics["classification_loss"].append(cls_loss)
+            self._domain_metrics["domain_loss"].append(dom_loss)
+            self._domain_metrics["domain_accuracy"].append(dom_acc)
+            self._domain_metrics["grl_lambda"].append(unwrapped.domain_loss.grl.coeff)
+        return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1}. Training stopped; the last "
+                "checkpoint saved before it is intact. Lower the learning rate or domain_loss_weight, or check the "
+                "inputs for NaNs."
+            )
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._domain_metrics and "loss" in logs:
+            for key, values in self._domain_metrics.items():
+                logs[key] = round(sum(values) / len(values), 6)
+            self._domain_metrics.clear()
+        super().log(logs, start_time)
+
+    # -- saving / loading -----------------------------------------------------------------------
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        model.save_pretrained(output_dir, state_dict=state_dict)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = self.accelerator.unwrap_model(model if model is not None else self.model)
+        if not os.path.isfile(os.path.join(resume_from_checkpoint, DISCRIMINATOR_WEIGHTS_NAME)):
+            raise ValueError(f"{resume_from_checkpoint} is not an hf_transfer checkpoint (no {DISCRIMINATOR_WEIGHTS_NAME}).")
+        model.load_adapter_weights(resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        logger.info("Loading best model from %s (score: %s).", self.state.best_model_checkpoint, self.state.best_metric)
+        self.accelerator.unwrap_model(self.model).load_adapter_weights(self.state.best_model_checkpoint)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        # Kept with the model so save_model() writes them into domain_adaptation.json (and the card).
+        model = self.accelerator.unwrap_model(self.model)
+        model.metadata.setdefault("metrics", {}).update(
+            {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second"))}
+        )
+        return metrics

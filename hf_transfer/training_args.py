@@ -1,0 +1,88 @@
+"""Arguments of :class:`~hf_transfer.trainer.DomainAdaptationTrainer`.
+
+A ``TrainingArguments`` subclass (like TRL's ``SFTConfig``): every Trainer option still
+works (``report_to``, ``gradient_accumulation_steps``, DDP/FSDP/DeepSpeed through
+Accelerate) and the domain-adaptation knobs sit beside them, parsed by ``HfArgumentParser``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .alignment.schedules import GRL_SCHEDULES
+
+METHODS = ("dann", "source_only")
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+@dataclass
+class DomainAdaptationArguments(TrainingArguments):
+    """Training arguments for LoRA + domain-adversarial adaptation."""
+
+    method: str = field(
+        default="dann",
+        metadata={"help": "'dann' (domain-adversarial) or 'source_only' (same code path, domain loss weighted by 0)."},
+    )
+    target_ratio: int = field(
+        default=1,
+        metadata={"help": "Target examples per source example in every training batch (1 = half and half)."},
+    )
+    num_target_labels: int = field(
+        default=0,
+        metadata={
+            "help": "How many target examples may keep their labels (semi-supervised). 0 = unsupervised: "
+            "target labels are dropped before training."
+        },
+    )
+    domain_loss_weight: float = field(default=1.0, metadata={"help": "Trade-off weight of the domain loss."})
+    grl_schedule: str = field(
+        default="dann",
+        metadata={"help": "λ schedule: 'dann' (2/(1+exp(-γp))-1, p = step/max_steps) or 'constant'."},
+    )
+    grl_gamma: float = field(default=10.0, metadata={"help": "γ of the 'dann' λ schedule."})
+    grl_max_lambda: float = field(default=1.0, metadata={"help": "Final (or constant) value of λ."})
+    discriminator_hidden_size: int = field(default=256, metadata={"help": "Hidden width of the domain discriminator."})
+    discriminator_num_layers: int = field(default=2, metadata={"help": "Hidden layers of the domain discriminator."})
+    discriminator_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the domain discriminator."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: str = field(
+        default="auto",
+        metadata={
+            "help": "Where LoRA goes: a policy discovered from the model ('auto', 'attention', 'conv', "
+            "'all-linear') or comma-separated module names."
+        },
+    )
+    # Trainer defaults that differ for domain adaptation:
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Kept False: inputs are built lazily by dataset transforms, not model-signature columns."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
+        if self.grl_schedule not in GRL_SCHEDULES:
+            raise ValueError(f"grl_schedule must be one of {GRL_SCHEDULES}, got {self.grl_schedule!r}.")
+        if self.target_ratio < 1:
+            raise ValueError(f"target_ratio must be >= 1 (target examples per source example), got {self.target_ratio}.")
+        if self.num_target_labels < 0:
+            raise ValueError(f"num_target_labels must be >= 0, got {self.num_target_labels}.")
+        if self.label_names is None:
+            self.label_names = ["labels"]
+        if self.dataloader_pin_memory and not _has_accelerator():
+            self.dataloader_pin_memory = False  # pinned memory only helps host-to-GPU copies
+        super().__post_init__()
+
+    @property
+    def effective_domain_loss_weight(self) -> float:
+        """0 for ``source_only``: the discriminator still runs, its loss leaves the backbone untouched."""
+        return 0.0 if self.method == "source_only" else self.domain_loss_weight
