@@ -1,0 +1,57 @@
+"""Data layer: load domains, align their labels, decode media and build lazy transforms.
+
+Typical use::
+
+    source = load_domain(DomainDataArguments(dataset="data/photos"))
+    target = load_domain(DomainDataArguments(dataset="data/sketches", label_column=None))
+    source, target, names = align_labels(source, target)
+    modality = infer_modality(source)
+    check_modality(processor, modality, backbone="google/vit-base-patch16-224-in21k")
+    source, report = scan_domain(source, modality)
+    source = source.with_transform(build_transform(processor, modality))
+"""
+
+from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
+from .domains import DomainDataArguments, infer_modality, load_domain
+from .image import IMAGE_EXTENSIONS, ImageDecodeError, load_image
+from .labels import align_labels, label_names, parse_label_mapping
+from .preprocessing import (
+    BadExamplesError,
+    DomainTransform,
+    ModalityMismatchError,
+    ScanReport,
+    build_transform,
+    check_modality,
+    dataloader_settings,
+    modalities_of,
+    prepare_domain,
+    scan_domain,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "AudioDecodeError",
+    "BadExamplesError",
+    "DomainDataArguments",
+    "DomainTransform",
+    "ImageDecodeError",
+    "ModalityMismatchError",
+    "ScanReport",
+    "align_labels",
+    "build_transform",
+    "check_modality",
+    "dataloader_settings",
+    "infer_modality",
+    "label_names",
+    "load_audio",
+    "load_domain",
+    "load_image",
+    "modalities_of",
+    "parse_label_mapping",
+    "prepare_domain",
+    "read_audio",
+    "resample",
+    "scan_domain",
+    "to_mono",
+]

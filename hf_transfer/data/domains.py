@@ -1,0 +1,402 @@
+"""Describe and load one domain (source or target) as a two-column ``Dataset``.
+
+Every loader returns the same shape so the rest of the toolkit never cares
+where the data came from:
+
+* ``input``: ``datasets.Image(decode=False)`` for images,
+  ``datasets.Audio(decode=False)`` for audio (both ``{"bytes", "path"}``
+  dicts, decoded lazily by :func:`hf_transfer.data.build_transform`), or a
+  ``string`` for text;
+* ``label``: ``datasets.ClassLabel`` with names, ``-1`` where an example has
+  no label.  Unlabelled domains (``label_column=None`` or no label column /
+  no class sub-folders) get ``Value("int64")`` filled with ``-1``.
+
+The modality is stored in the features, so :func:`infer_modality` recovers it
+from any loaded domain.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import datasets
+from datasets import Audio, ClassLabel, Dataset, Image, Value
+
+from .audio import AUDIO_EXTENSIONS
+from .image import IMAGE_EXTENSIONS
+
+logger = logging.getLogger(__name__)
+
+MODALITIES = ("image", "audio", "text")
+INPUT_COLUMN_CANDIDATES = ("image", "img", "audio", "text", "sentence", "file", "path")
+SPLIT_DIR_NAMES = frozenset({"train", "validation", "valid", "val", "dev", "test", "eval"})
+FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_NO_LABEL = {"", "none", "null"}
+
+
+@dataclass
+class DomainDataArguments:
+    """One domain, described the same way in YAML configs and on the command line.
+
+    Only simple field types so ``transformers.HfArgumentParser`` can build it
+    (use a ``prefix`` / separate dataclass per domain for source and target).
+    """
+
+    dataset: str = field(
+        metadata={
+            "help": "Hub dataset id (e.g. 'cifar10'), a local folder (one sub-folder per class, "
+            "imagefolder/audiofolder layout, or a save_to_disk folder), or a csv/tsv/json/jsonl/"
+            "parquet file path or glob."
+        }
+    )
+    config: Optional[str] = field(default=None, metadata={"help": "Hub dataset config name."})
+    split: str = field(
+        default="train",
+        metadata={"help": "Split to train on (Hub split, or split sub-folder of a local folder)."},
+    )
+    input_column: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Column holding the input. Default: auto-detect among "
+            + ", ".join(INPUT_COLUMN_CANDIDATES)
+            + ", then any Image/Audio column."
+        },
+    )
+    label_column: Optional[str] = field(
+        default="label",
+        metadata={
+            "help": "Column holding the class label. None/'none'/'' = unlabelled domain. If the "
+            "default 'label' column is absent the domain is loaded as unlabelled (with a warning)."
+        },
+    )
+    data_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "data_dir for Hub datasets; for a local folder, a sub-folder of it."},
+    )
+    description: Optional[str] = field(
+        default=None,
+        metadata={"help": "Free text describing the domain (e.g. 'studio photos'), used in model cards."},
+    )
+    max_examples: Optional[int] = field(
+        default=None,
+        metadata={"help": "Keep a random subset of at most this many examples (seeded)."},
+    )
+    eval_split: Optional[str] = field(
+        default=None,
+        metadata={"help": "Split used for evaluation (same rules as split; for file sources a path/glob)."},
+    )
+    cache_dir: Optional[str] = field(
+        default=None, metadata={"help": "datasets cache directory (default: HF_DATASETS_CACHE)."}
+    )
+
+
+# --------------------------------------------------------------------------- modality
+
+
+def modality_of_feature(feature: Any) -> str | None:
+    """``"image"``/``"audio"``/``"text"`` for a ``datasets`` feature, else None."""
+    if isinstance(feature, Image):
+        return "image"
+    if isinstance(feature, Audio):
+        return "audio"
+    if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        return "text"
+    return None
+
+
+def infer_modality(dataset: Dataset, column: str = "input") -> str:
+    """Modality of ``dataset[column]`` read from its feature type.
+
+    For a domain returned by :func:`load_domain` this is exact; string columns
+    whose values are media file paths are reported as image/audio.
+    """
+    if column not in dataset.column_names:
+        raise ValueError(f"Column {column!r} not in dataset columns {dataset.column_names}")
+    modality = modality_of_feature(dataset.features[column])
+    if modality == "text":
+        modality = _modality_of_paths(_head(dataset, column)) or "text"
+    if modality is None:
+        raise ValueError(
+            f"Cannot infer modality of column {column!r} with feature {dataset.features[column]}; "
+            "expected an Image, Audio or string column."
+        )
+    return modality
+
+
+def modality_of_path(path: str) -> str | None:
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
+def _modality_of_paths(values: list[Any]) -> str | None:
+    """image/audio if every non-empty string value ends in a media extension."""
+    strings = [v for v in values if isinstance(v, str) and v]
+    if not strings:
+        return None
+    kinds = {modality_of_path(v) for v in strings}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
+def _head(dataset: Dataset, column: str, n: int = 20) -> list[Any]:
+    return list(dataset.select(range(min(n, len(dataset))))[column])
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_domain(
+    args: DomainDataArguments,
+    *,
+    split: str | None = None,
+    modality: str | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load the domain described by ``args`` as a ``Dataset`` with columns ``input``, ``label``.
+
+    ``split`` overrides ``args.split`` (pass ``args.eval_split`` for evaluation
+    data).  ``modality`` (``"image"``/``"audio"``/``"text"``), when given, is
+    checked against what the data contains.  Use :func:`infer_modality` on the
+    result to get the detected modality.  ``seed`` drives the ``max_examples``
+    subset.
+    """
+    split = split or args.split
+    source = os.path.expanduser(args.dataset)
+    if os.path.isdir(source):
+        folder = os.path.join(source, args.data_dir) if args.data_dir else source
+        raw, input_column, label_column = _load_folder(folder, split, args)
+    elif _looks_like_files(source):
+        raw = _load_files(source, split, args)
+        input_column, label_column = None, args.label_column
+    else:
+        raw = datasets.load_dataset(
+            args.dataset, args.config, split=split, data_dir=args.data_dir, cache_dir=args.cache_dir
+        )
+        input_column, label_column = None, args.label_column
+
+    input_column = args.input_column or input_column or _detect_input_column(raw)
+    if input_column not in raw.column_names:
+        raise ValueError(
+            f"input_column {input_column!r} not found in {args.dataset!r}; "
+            f"available columns: {raw.column_names}"
+        )
+    ds = _to_domain(raw, input_column, _normalise_label_column(label_column), args.dataset)
+
+    detected = infer_modality(ds)
+    if modality is not None and modality != detected:
+        raise ValueError(
+            f"Domain {args.dataset!r} contains {detected} data but modality={modality!r} was requested; "
+            "check input_column or the dataset path."
+        )
+    if args.max_examples is not None and args.max_examples < len(ds):
+        ds = ds.shuffle(seed=seed).select(range(args.max_examples)).flatten_indices()
+    return ds
+
+
+def _normalise_label_column(label_column: str | None) -> str | None:
+    if label_column is None or label_column.strip().lower() in _NO_LABEL:
+        return None
+    return label_column
+
+
+def _looks_like_files(source: str) -> bool:
+    if os.path.isfile(source) or glob.has_magic(source):
+        return True
+    # A missing local path should error as such, not be sent to the Hub.
+    if os.path.splitext(source)[1].lower() in FILE_BUILDERS or source.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"Domain data not found: {source!r} is not an existing file or folder.")
+    return False
+
+
+def _detect_input_column(ds: Dataset) -> str:
+    for name in INPUT_COLUMN_CANDIDATES:
+        if name in ds.column_names:
+            return name
+    for name, feature in ds.features.items():
+        if isinstance(feature, (Image, Audio)):
+            return name
+    raise ValueError(
+        f"Could not find the input column among {ds.column_names}; "
+        f"set input_column (auto-detection looks for {list(INPUT_COLUMN_CANDIDATES)})."
+    )
+
+
+def _to_domain(raw: Dataset, input_column: str, label_column: str | None, name: str) -> Dataset:
+    """Select/rename to ``input`` + ``label`` and fix the feature types."""
+    if label_column is not None and label_column not in raw.column_names:
+        if label_column != "label":
+            raise ValueError(
+                f"label_column {label_column!r} not found in {name!r}; available columns: "
+                f"{raw.column_names}. Set label_column=None for an unlabelled domain."
+            )
+        logger.warning("Domain %r has no 'label' column; loading it as unlabelled.", name)
+        label_column = None
+
+    ds = raw.select_columns([input_column])
+    if input_column != "input":
+        ds = ds.rename_column(input_column, "input")
+    feature = ds.features["input"]
+    modality = modality_of_feature(feature)
+    if modality == "text":
+        modality = _modality_of_paths(_head(ds, "input")) or "text"
+    if modality == "image" and not (isinstance(feature, Image) and not feature.decode):
+        ds = ds.cast_column("input", Image(decode=False))
+    elif modality == "audio" and not (isinstance(feature, Audio) and not feature.decode):
+        # Never decode through datasets (needs torchcodec + FFmpeg); see audio.py.
+        ds = ds.cast_column("input", Audio(decode=False))
+    elif modality is None:
+        raise ValueError(
+            f"Input column {input_column!r} of {name!r} has unsupported type {feature}; "
+            "expected images, audio, text, or file paths to images/audio."
+        )
+
+    if label_column is None:
+        return ds.add_column("label", [-1] * len(ds), feature=Value("int64"))
+    label_feature = raw.features[label_column]
+    values = list(raw[label_column])
+    if isinstance(label_feature, ClassLabel):
+        ids = [-1 if v is None else int(v) for v in values]
+        names = list(label_feature.names)
+    else:
+        ids, names = _encode_labels(values, name)
+    ds = ds.add_column("label", ids, feature=Value("int64"))
+    return ds.cast_column("label", ClassLabel(names=names))
+
+
+def _encode_labels(values: list[Any], name: str) -> tuple[list[int], list[str]]:
+    """Map raw label values to ids + names; None/NaN/''/negative ints mean "no label".
+
+    Integer labels keep their ids (names are "0".."K-1"); string labels are
+    sorted by name, as imagefolder does with class folders.
+    """
+
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+    present = [v for v in values if not missing(v)]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        if any(float(v) != int(v) for v in present):
+            raise ValueError(f"Label column of {name!r} has non-integer numbers; labels must be classes.")
+        ids = [-1 if missing(v) or int(v) < 0 else int(v) for v in values]
+        return ids, [str(i) for i in range(max(ids, default=-1) + 1)]
+    names = sorted({str(v).strip() for v in present})
+    index = {n: i for i, n in enumerate(names)}
+    return [-1 if missing(v) else index[str(v).strip()] for v in values], names
+
+
+def _load_folder(folder: str, split: str, args: DomainDataArguments) -> tuple[Dataset, str | None, str | None]:
+    """Local folder: save_to_disk output, class sub-folders of media files, or data files.
+
+    Returns ``(dataset, input_column, label_column)``.
+    """
+    if os.path.exists(os.path.join(folder, "state.json")) or os.path.exists(
+        os.path.join(folder, "dataset_dict.json")
+    ):
+        loaded = datasets.load_from_disk(folder)
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(f"Split {split!r} not in {folder!r}; available: {list(loaded)}")
+            loaded = loaded[split]
+        return loaded, None, args.label_column
+
+    entries = sorted(e for e in os.listdir(folder) if not e.startswith("."))
+    subdirs = [e for e in entries if os.path.isdir(os.path.join(folder, e))]
+    split_layout = bool(subdirs) and all(d.lower() in SPLIT_DIR_NAMES for d in subdirs)
+    files = _media_files(folder)
+    if not files:
+        # No media: maybe a local copy of a Hub dataset repo (parquet/csv files + README).
+        loaded = datasets.load_dataset(folder, args.config, split=split, cache_dir=args.cache_dir)
+        return loaded, None, args.label_column
+    if split_layout:
+        if split not in subdirs:
+            raise ValueError(f"Split {split!r} not found in {folder!r}; split folders: {subdirs}")
+        folder = os.path.join(folder, split)
+        files = _media_files(folder)
+        if not files:
+            raise ValueError(f"No image or audio files in {folder!r}.")
+    elif split != "train":
+        raise ValueError(
+            f"{folder!r} has no split sub-folders ({sorted(SPLIT_DIR_NAMES)}), so only split='train' "
+            f"(the whole folder) exists; got split={split!r}."
+        )
+    kinds = {modality_of_path(f) for f in files}
+    if len(kinds) > 1:
+        raise ValueError(f"{folder!r} mixes image and audio files; one domain must have one modality.")
+
+    rel = [os.path.relpath(f, folder) for f in files]
+    top = [r.split(os.sep)[0] if os.sep in r else None for r in rel]
+    loose = [r for r, t in zip(rel, top) if t is None]
+    labelled = _normalise_label_column(args.label_column) is not None
+    if labelled and loose and len(loose) < len(files):
+        raise ValueError(
+            f"{folder!r} has class sub-folders but also files directly in it (e.g. {loose[:3]}); "
+            "move them into a class folder, or set label_column=None."
+        )
+    data: dict[str, list[Any]] = {"input": files}
+    label_column: str | None = None
+    if labelled and not loose:
+        data["label"] = top
+        label_column = "label"
+    elif labelled:
+        logger.warning("%r has no class sub-folders; loading it as an unlabelled domain.", folder)
+    ds = Dataset.from_dict(data)
+    return ds, "input", label_column
+
+
+def _media_files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, n) for n in sorted(names) if modality_of_path(n))
+    return found
+
+
+def _load_files(pattern: str, split: str, args: DomainDataArguments) -> Dataset:
+    """csv/tsv/json/jsonl/parquet files; relative media paths resolve against each file's folder.
+
+    ``split`` other than ``"train"`` is read as a path/glob of its own
+    (so ``eval_split: data/test.csv`` works for file sources).
+    """
+    if split != "train":
+        pattern = os.path.expanduser(split)
+    paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    paths = [p for p in paths if os.path.isfile(p)]
+    if not paths:
+        raise FileNotFoundError(f"No data files match {pattern!r}.")
+    parts = []
+    for path in paths:
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in FILE_BUILDERS:
+            raise ValueError(f"Unsupported data file {path!r}; expected one of {sorted(FILE_BUILDERS)}.")
+        kwargs = {"sep": "\t"} if ext == ".tsv" else {}
+        part = datasets.load_dataset(
+            FILE_BUILDERS[ext], data_files=[path], split="train", cache_dir=args.cache_dir, **kwargs
+        )
+        parts.append(_resolve_paths(part, os.path.dirname(os.path.abspath(path)), args))
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
+def _resolve_paths(ds: Dataset, base: str, args: DomainDataArguments) -> Dataset:
+    """Make relative media paths in the input column absolute (relative to the data file)."""
+    column = args.input_column or _detect_input_column(ds)
+    if column not in ds.column_names or modality_of_feature(ds.features[column]) != "text":
+        return ds
+    if _modality_of_paths(_head(ds, column)) is None:
+        return ds
+
+    def resolve(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        batch[column] = [
+            p if not isinstance(p, str) or os.path.isabs(p) or "://" in p else os.path.join(base, p)
+            for p in batch[column]
+        ]
+        return batch
+
+    return ds.map(resolve, batched=True, desc="Resolving file paths")

@@ -1,0 +1,116 @@
+"""Put the target domain's labels into the source domain's label index space.
+
+Two domains rarely agree on label ids (folder order, CSV string order, Hub
+conventions), so labels are matched by *name*, and the source's
+``ClassLabel`` order wins because the classifier head is trained on it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from datasets import ClassLabel, Dataset, Value
+
+logger = logging.getLogger(__name__)
+
+
+def label_names(dataset: Dataset) -> list[str] | None:
+    """Class names of ``dataset["label"]``, or None for an unlabelled domain."""
+    feature = dataset.features.get("label")
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def parse_label_mapping(text: str | None) -> dict[str, str] | None:
+    """Parse ``"pos=positive,neg=negative"`` into ``{"pos": "positive", "neg": "negative"}``.
+
+    For configs/CLI flags, where a dict field is awkward.  Empty/None -> None.
+    """
+    if text is None or not text.strip():
+        return None
+    mapping: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise ValueError(f"Bad label mapping entry {item.strip()!r} in {text!r}; expected 'target=source'.")
+        if key in mapping and mapping[key] != value:
+            raise ValueError(f"Label {key!r} is mapped twice in {text!r}.")
+        mapping[key] = value
+    return mapping
+
+
+def align_labels(
+    source: Dataset,
+    target: Dataset,
+    label_mapping: dict[str, str] | None = None,
+    allow_extra_target_labels: bool = False,
+    allow_missing_target_labels: bool = False,
+) -> tuple[Dataset, Dataset, list[str]]:
+    """Remap ``target["label"]`` ids onto ``source``'s label names.
+
+    ``label_mapping`` renames target labels to source labels (``{"pos":
+    "positive"}``: target name -> source name) before matching.  By default
+    any label present in only one domain is an error, because it is usually a
+    naming mismatch.  ``allow_extra_target_labels`` instead sets target
+    examples of unknown classes to ``-1`` (unlabelled: the source-trained head
+    cannot predict them), and ``allow_missing_target_labels`` accepts a target
+    that covers only some source classes.  An unlabelled target passes through.
+
+    Returns ``(source, target, label_names)``; ``label_names`` is the source's.
+    """
+    names = label_names(source)
+    if names is None:
+        raise ValueError("The source domain must be labelled (its 'label' column must be a ClassLabel).")
+    target_names = label_names(target)
+    if target_names is None:
+        if label_mapping:
+            logger.warning("label_mapping is ignored: the target domain is unlabelled.")
+        return source, target, names
+
+    mapping = dict(label_mapping or {})
+    unknown_keys = sorted(set(mapping) - set(target_names))
+    if unknown_keys:
+        raise ValueError(
+            f"label_mapping keys {unknown_keys} are not target labels; keys must be target label names "
+            f"(target labels: {target_names}), values source label names."
+        )
+    bad_values = sorted({v for v in mapping.values() if v not in names})
+    if bad_values:
+        raise ValueError(f"label_mapping values {bad_values} are not source labels (source labels: {names}).")
+
+    renamed = [mapping.get(n, n) for n in target_names]
+    source_index = {n: i for i, n in enumerate(names)}
+    extra = sorted({n for n in renamed if n not in source_index})
+    missing = sorted(set(names) - set(renamed))
+    problems = []
+    if extra and not allow_extra_target_labels:
+        problems.append(f"target labels {extra} do not exist in the source")
+    if missing and not allow_missing_target_labels:
+        problems.append(f"source labels {missing} do not exist in the target")
+    if problems:
+        raise ValueError(
+            "Source and target label sets differ: "
+            + "; ".join(problems)
+            + f" (source: {names}, target: {target_names}). "
+            "If they are the same classes under different names, pass label_mapping "
+            "(target=source, e.g. 'pos=positive,neg=negative'); otherwise set "
+            "allow_extra_target_labels=True (extra target classes become unlabelled) and/or "
+            "allow_missing_target_labels=True."
+        )
+    if extra:
+        logger.warning("Target labels %s are not in the source; those target examples become unlabelled.", extra)
+
+    old_to_new = [source_index.get(n, -1) for n in renamed]
+    if old_to_new == list(range(len(names))):
+        if target_names != names:  # same ids, renamed classes: only the names change
+            target = target.cast_column("label", ClassLabel(names=names))
+        return source, target, names
+
+    def remap(batch: dict[str, list[int]]) -> dict[str, list[int]]:
+        return {"label": [old_to_new[i] if i is not None and i >= 0 else -1 for i in batch["label"]]}
+
+    target = target.cast_column("label", Value("int64")).map(remap, batched=True, desc="Aligning target labels")
+    target = target.cast_column("label", ClassLabel(names=names))
+    return source, target, names

