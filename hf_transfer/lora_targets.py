@@ -12,6 +12,9 @@ hard-codes them. It walks the model instead:
 * ``all-linear``: every ``nn.Linear``;
 * ``auto``: ``attention`` if the model has any, else ``conv``, else ``all-linear``.
 
+Policies combine with ``+``: ``attention+conv`` also adapts a ViT's patch embedding, which is
+where a colour or texture shift between domains first shows.
+
 The classification head is always excluded: it is trained fully (``modules_to_save``).
 """
 
@@ -24,6 +27,12 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 LORA_TARGET_POLICIES = ("auto", "attention", "conv", "all-linear")
+
+
+def is_lora_policy(spec: str) -> bool:
+    """``auto``, ``attention``, ``conv``, ``all-linear`` or a ``+`` combination of the last three."""
+    parts = spec.split("+")
+    return spec in LORA_TARGET_POLICIES or (len(parts) > 1 and all(p in LORA_TARGET_POLICIES[1:] for p in parts))
 
 
 def _in_attention_block(name: str) -> bool:
@@ -93,16 +102,23 @@ def discover_lora_targets(
     Raises:
         ValueError: the policy is unknown or finds nothing to adapt.
     """
-    if policy not in LORA_TARGET_POLICIES:
+    if not is_lora_policy(policy):
         raise ValueError(f"Unknown LoRA target policy {policy!r}; choose one of {LORA_TARGET_POLICIES} or list module names.")
     exclude = list(exclude or [])
-    order = ["attention", "conv", "all-linear"] if policy == "auto" else [policy]
+    if "+" in policy:
+        selected = sorted({name for part in policy.split("+") for name in _select(model, part, rank, exclude)})
+        order: list[str] = []
+    else:
+        order = ["attention", "conv", "all-linear"] if policy == "auto" else [policy]
+        selected = []
     for candidate in order:
         selected = _select(model, candidate, rank, exclude)
         if selected:
-            targets = _compact(model, selected)
-            logger.info("LoRA targets (%s policy): %d modules, target_modules=%s", candidate, len(selected), targets)
-            return targets
+            break
+    if selected:
+        targets = _compact(model, selected)
+        logger.info("LoRA targets (%s policy): %d modules, target_modules=%s", policy, len(selected), targets)
+        return targets
     raise ValueError(
         f"No LoRA target found in {type(model).__name__} with policy {policy!r}. "
         "Pass module names explicitly (lora_target_modules='name1,name2') or pick another policy."

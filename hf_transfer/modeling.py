@@ -32,7 +32,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .alignment import DomainAdversarialLoss, DomainDiscriminator
-from .lora_targets import LORA_TARGET_POLICIES, discover_lora_targets
+from .lora_targets import discover_lora_targets, is_lora_policy
 from .utils.io import atomic_directory_update, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -363,7 +363,7 @@ def _load_base_model(meta: dict[str, Any], *, trust_remote_code: bool = False, *
 
 
 def _resolve_targets(backbone: nn.Module, spec: str | list[str] | None, rank: int, classifier_name: str) -> list[str]:
-    if spec is None or (isinstance(spec, str) and spec in LORA_TARGET_POLICIES):
+    if spec is None or (isinstance(spec, str) and is_lora_policy(spec)):
         return discover_lora_targets(backbone, spec or "auto", rank=rank, exclude=[classifier_name])
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     return [n for n in names if n]

@@ -11,6 +11,8 @@ Typical use::
     source = source.with_transform(build_transform(processor, modality))
 """
 
+from .collator import DomainBatchCollator
+from .pairing import IGNORE_INDEX, SourceTargetDataset
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
 from .domains import DomainDataArguments, infer_modality, load_domain
 from .image import IMAGE_EXTENSIONS, ImageDecodeError, load_image
@@ -29,6 +31,9 @@ from .preprocessing import (
 )
 
 __all__ = [
+    "IGNORE_INDEX",
+    "DomainBatchCollator",
+    "SourceTargetDataset",
     "AUDIO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "AudioDecodeError",

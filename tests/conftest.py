@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny offline backbones and synthetic two-domain data.
+
+Everything here is built from configs in memory: no network, no ../shared/data.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+LABELS = ["a", "b", "c"]
+
+
+def tiny_vit_config(num_labels: int = 3, **overrides):
+    from transformers import ViTConfig
+
+    labels = LABELS[:num_labels] if num_labels <= len(LABELS) else [str(i) for i in range(num_labels)]
+    kwargs = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=16,
+        patch_size=4,
+        num_labels=num_labels,
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    kwargs.update(overrides)
+    return ViTConfig(**kwargs)
+
+
+@pytest.fixture
+def tiny_vit():
+    from transformers import ViTForImageClassification
+
+    torch.manual_seed(0)
+    return ViTForImageClassification(tiny_vit_config())
+
+
+def make_domain(n: int, *, shift: float = 0.0, seed: int = 0, labelled: bool = True) -> list[dict]:
+    """``n`` 3×16×16 examples whose class is written in the mean of one channel; ``shift`` offsets all pixels."""
+    generator = torch.Generator().manual_seed(seed)
+    examples = []
+    for i in range(n):
+        label = i % len(LABELS)
+        pixels = torch.randn(3, 16, 16, generator=generator) * 0.5
+        pixels[label] += 1.5
+        examples.append({"pixel_values": pixels + shift, "labels": label if labelled else -100})
+    return examples
+
+
+@pytest.fixture
+def two_domains():
+    return make_domain(24, seed=1), make_domain(16, shift=2.0, seed=2, labelled=False)
+
+
+def build_model(backbone=None, **kwargs):
+    from hf_transfer.modeling import DomainAdaptationModel
+    from transformers import ViTForImageClassification
+
+    if backbone is None:
+        torch.manual_seed(0)
+        backbone = ViTForImageClassification(tiny_vit_config())
+    defaults = dict(lora_r=4, lora_alpha=8, discriminator_hidden_size=16, discriminator_dropout=0.0)
+    defaults.update(kwargs)
+    return DomainAdaptationModel.from_backbone(backbone, **defaults)
+
+
+def train_args(tmp_path, **kwargs):
+    from hf_transfer.training_args import DomainAdaptationArguments
+
+    defaults = dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+        use_cpu=True,
+    )
+    defaults.update(kwargs)
+    return DomainAdaptationArguments(**defaults)

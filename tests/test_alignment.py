@@ -1,0 +1,64 @@
+import math
+
+import pytest
+import torch
+
+from hf_transfer.alignment import DomainAdversarialLoss, DomainDiscriminator, GradientReversalLayer, grl_lambda
+
+
+@pytest.mark.parametrize("coeff", [0.0, 0.3, 1.0, 2.5])
+def test_grl_is_identity_forward_and_negated_scaled_backward(coeff):
+    x = torch.randn(5, 7, requires_grad=True)
+    upstream = torch.randn(5, 7)
+    layer = GradientReversalLayer(coeff)
+    y = layer(x)
+    assert torch.equal(y, x)
+    y.backward(upstream)
+    assert torch.allclose(x.grad, -coeff * upstream)
+
+
+def test_dann_schedule_matches_paper_formula():
+    assert grl_lambda(0, 100) == 0.0
+    for step in (1, 10, 50, 99, 100):
+        p = step / 100
+        assert grl_lambda(step, 100) == pytest.approx(2 / (1 + math.exp(-10 * p)) - 1)
+    assert grl_lambda(100, 100, gamma=5.0, max_lambda=0.5) == pytest.approx(0.5 * (2 / (1 + math.exp(-5)) - 1))
+    values = [grl_lambda(s, 50) for s in range(51)]
+    assert values == sorted(values) and values[-1] < 1.0
+    assert grl_lambda(500, 50) == grl_lambda(50, 50)  # progress is clamped
+
+
+def test_constant_schedule_and_errors():
+    assert grl_lambda(3, 10, schedule="constant", max_lambda=0.7) == 0.7
+    with pytest.raises(ValueError, match="Unknown GRL schedule"):
+        grl_lambda(1, 10, schedule="linear")
+    with pytest.raises(ValueError, match="max_steps"):
+        grl_lambda(1, 0)
+
+
+def test_discriminator_gets_plain_gradient_and_features_get_reversed_one():
+    torch.manual_seed(0)
+    disc = DomainDiscriminator(6, hidden_size=8, num_layers=2, dropout=0.0)
+    loss_module = DomainAdversarialLoss(disc)
+    features = torch.randn(8, 6, requires_grad=True)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+
+    loss_module.grl.coeff = 0.5
+    out = loss_module(features, labels)
+    out.loss.backward()
+    reversed_grad = features.grad.clone()
+    disc_grad = [p.grad.clone() for p in disc.parameters()]
+
+    features.grad = None
+    disc.zero_grad()
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(disc(features), labels.float())
+    plain.backward()
+    assert torch.allclose(reversed_grad, -0.5 * features.grad, atol=1e-7)
+    for a, p in zip(disc_grad, disc.parameters()):
+        assert torch.allclose(a, p.grad)
+    assert 0.0 <= out.accuracy.item() <= 1.0
+
+
+def test_discriminator_rejects_zero_layers():
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        DomainDiscriminator(4, num_layers=0)

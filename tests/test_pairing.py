@@ -1,0 +1,63 @@
+import torch
+
+from hf_transfer.data.collator import DomainBatchCollator
+from hf_transfer.data.pairing import SourceTargetDataset
+from tests.conftest import make_domain
+
+
+def _batches(dataset, batch_size, collator):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator)
+    return list(loader)
+
+
+def test_every_batch_holds_both_domains_in_the_fixed_ratio():
+    source, target = make_domain(10), make_domain(7, shift=1.0)
+    for ratio in (1, 2, 3):
+        pairs = SourceTargetDataset(source, target, target_ratio=ratio)
+        for batch in _batches(pairs, 4, DomainBatchCollator()):
+            domains = batch["domain_labels"]
+            n_source = int((domains == 0).sum())
+            assert n_source > 0 and int((domains == 1).sum()) == ratio * n_source
+            # source rows first, then target: one concatenated forward pass
+            assert domains.tolist() == sorted(domains.tolist())
+            assert batch["pixel_values"].shape[0] == domains.shape[0]
+
+
+def test_target_labels_are_masked_unless_allowed():
+    source, target = make_domain(6), make_domain(6, shift=1.0)  # target carries real labels
+    pairs = SourceTargetDataset(source, target)
+    batch = DomainBatchCollator()([pairs[i] for i in range(len(pairs))])
+    target_labels = batch["labels"][batch["domain_labels"] == 1]
+    assert (target_labels == -100).all()
+    assert (batch["labels"][batch["domain_labels"] == 0] >= 0).all()
+
+    semi = SourceTargetDataset(source, target, num_target_labels=2)
+    kept = {j for i in range(len(semi)) for j in semi.target_indices(i)} & semi.labelled_target_indices
+    assert len(semi.labelled_target_indices) == 2 and kept
+    labelled = [t for i in range(len(semi)) for t in semi[i]["target"] if t["labels"] != -100]
+    assert len(labelled) == len([j for i in range(len(semi)) for j in semi.target_indices(i) if j in kept])
+
+
+def test_epochs_run_over_source_and_target_cycles():
+    source, target = make_domain(3), make_domain(10, shift=1.0)
+    pairs = SourceTargetDataset(source, target, target_ratio=1)
+    assert len(pairs) == 3
+    seen = set()
+    for epoch in range(4):
+        pairs.set_epoch(epoch)
+        seen |= {j for i in range(len(pairs)) for j in pairs.target_indices(i)}
+    assert seen == set(range(10))  # 4 epochs × 3 = 12 draws cover all 10 target examples
+
+
+def test_empty_domains_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="source dataset is empty"):
+        SourceTargetDataset([], make_domain(2))
+    with pytest.raises(ValueError, match="target dataset is empty"):
+        SourceTargetDataset(make_domain(2), [])
+
+
+def test_collator_passes_plain_examples_through_for_evaluation():
+    batch = DomainBatchCollator()(make_domain(3))
+    assert "domain_labels" not in batch and batch["pixel_values"].shape == (3, 3, 16, 16)

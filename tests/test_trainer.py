@@ -1,0 +1,166 @@
+import json
+import math
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from hf_transfer.trainer import DomainAdaptationTrainer, NonFiniteLossError
+from hf_transfer.training_args import DomainAdaptationArguments
+from tests.conftest import build_model, make_domain, train_args
+
+
+def _trainer(tmp_path, model=None, source=None, target=None, **kwargs):
+    eval_datasets = kwargs.pop("eval_datasets", None)
+    callbacks = kwargs.pop("callbacks", None)
+    return DomainAdaptationTrainer(
+        model=model or build_model(),
+        args=train_args(tmp_path, **kwargs),
+        source_dataset=source if source is not None else make_domain(24, seed=1),
+        target_dataset=target if target is not None else make_domain(16, shift=2.0, seed=2, labelled=False),
+        eval_datasets=eval_datasets,
+        callbacks=callbacks,
+    )
+
+
+def _trainable(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_training_logs_domain_metrics_and_lambda_through_the_trainer(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=5)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "domain_loss" in h]
+    assert len(logged) == 5
+    for entry in logged:
+        assert {"loss", "classification_loss", "domain_loss", "domain_accuracy", "grl_lambda"} <= set(entry)
+        assert 0.0 <= entry["domain_accuracy"] <= 1.0
+    lambdas = [h["grl_lambda"] for h in logged]
+    expected = [2 / (1 + math.exp(-10 * s / 5)) - 1 for s in range(5)]
+    assert lambdas == pytest.approx(expected, abs=1e-6)
+
+
+def test_per_domain_evaluation_metrics(tmp_path):
+    source_eval = make_domain(9, seed=5)
+    target_eval = make_domain(9, shift=2.0, seed=6)
+    trainer = _trainer(tmp_path, max_steps=2, eval_datasets={"source": source_eval, "target": target_eval})
+    trainer.train()
+    metrics = trainer.evaluate()
+    for domain in ("source", "target"):
+        assert 0.0 <= metrics[f"eval_{domain}_accuracy"] <= 1.0
+        assert 0.0 <= metrics[f"eval_{domain}_f1"] <= 1.0
+    model = trainer.model
+    logits = torch.cat([model(pixel_values=torch.stack([e["pixel_values"] for e in target_eval])).logits])
+    manual = (logits.argmax(-1) == torch.tensor([e["labels"] for e in target_eval])).float().mean().item()
+    assert metrics["eval_target_accuracy"] == pytest.approx(manual)
+
+
+def test_source_only_leaves_the_backbone_untouched_by_the_domain_loss(tmp_path):
+    """source_only and dann with λ=0 and weight 0 are the same run; dann with weight > 0 differs."""
+    runs = {}
+    for name, kwargs in {
+        "source_only": dict(method="source_only"),
+        "dann_w0": dict(method="dann", domain_loss_weight=0.0),
+        "dann": dict(method="dann"),
+    }.items():
+        trainer = _trainer(tmp_path / name, max_steps=3, max_grad_norm=0.0, **kwargs)
+        trainer.train()
+        runs[name] = {n: p for n, p in _trainable(trainer.model).items() if "lora_" in n}
+    for name in runs["source_only"]:
+        assert torch.equal(runs["source_only"][name], runs["dann_w0"][name])
+    assert any(not torch.equal(runs["source_only"][n], runs["dann"][n]) for n in runs["dann"])
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
+    big = _trainer(tmp_path / "big", max_steps=1, per_device_train_batch_size=4, gradient_accumulation_steps=1, max_grad_norm=0.0)
+    big.train()
+    accumulated = _trainer(
+        tmp_path / "ga", max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=2, max_grad_norm=0.0
+    )
+    accumulated.train()
+    a, b = _trainable(big.model), _trainable(accumulated.model)
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_resume_from_checkpoint_restores_everything(tmp_path):
+    straight = _trainer(tmp_path / "straight", max_steps=6, save_strategy="steps", save_steps=3)
+    straight.train()
+    final = _trainable(straight.model)
+
+    checkpoint = tmp_path / "straight" / "out" / "checkpoint-3"
+    assert (checkpoint / "optimizer.pt").exists() and (checkpoint / "domain_discriminator.safetensors").exists()
+    resumed = _trainer(tmp_path / "resumed", max_steps=6, save_strategy="steps", save_steps=3)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    for name, value in _trainable(resumed.model).items():
+        assert torch.allclose(value, final[name], atol=1e-6), name
+    lam = [h["grl_lambda"] for h in resumed.state.log_history if "grl_lambda" in h]
+    lam_straight = [h["grl_lambda"] for h in straight.state.log_history if "grl_lambda" in h]
+    assert lam == pytest.approx(lam_straight)
+
+
+def test_save_model_writes_adapter_discriminator_and_metadata(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=2)
+    trainer.train()
+    out = tmp_path / "final"
+    trainer.save_model(str(out))
+    assert {"adapter_config.json", "adapter_model.safetensors", "domain_discriminator.safetensors"} <= set(os.listdir(out))
+    meta = json.loads((out / "domain_adaptation.json").read_text())
+    assert meta["method"] == "dann" and meta["grl"]["schedule"] == "dann" and meta["task"] == "image-classification"
+    disc = load_file(str(out / "domain_discriminator.safetensors"))
+    live = trainer.model.domain_loss.discriminator.state_dict()
+    assert set(disc) == set(live) and all(torch.equal(disc[k], live[k]) for k in disc)
+
+
+class _PoisonAtStep(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            with torch.no_grad():
+                next(p for n, p in model.named_parameters() if "lora_A" in n).fill_(float("nan"))
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=6, save_strategy="steps", save_steps=2, callbacks=[_PoisonAtStep(2)])
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        trainer.train()
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    weights = load_file(str(checkpoint / "adapter_model.safetensors"))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert not (tmp_path / "out" / "checkpoint-4").exists()
+
+
+def test_bad_input_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="source dataset is empty"):
+        _trainer(tmp_path, source=[])
+    with pytest.raises(ValueError, match="target dataset is empty"):
+        _trainer(tmp_path, target=[])
+    with pytest.raises(TypeError, match="DomainAdaptationModel"):
+        DomainAdaptationTrainer(model=torch.nn.Linear(2, 2), args=train_args(tmp_path))
+    with pytest.raises(ValueError, match="method must be one of"):
+        DomainAdaptationArguments(output_dir=str(tmp_path), method="mmd")
+
+
+def test_label_sets_that_differ_between_domains_are_refused(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    def ds(names):
+        return Dataset.from_dict({"x": [1.0, 2.0], "label": [0, 1]}, features=Features({"x": Value("float32"), "label": ClassLabel(names=names)}))
+
+    model = build_model()
+    args = train_args(tmp_path)
+    with pytest.raises(ValueError, match="Label sets differ between domains"):
+        DomainAdaptationTrainer(model=model, args=args, source_dataset=ds(["a", "b"]), target_dataset=ds(["a", "z"]))
+
+
+def test_target_labels_in_unsupervised_mode_warn_and_are_dropped(tmp_path, caplog):
+    labelled_target = make_domain(8, shift=2.0, seed=3)
+    with caplog.at_level("WARNING"):
+        trainer = _trainer(tmp_path, target=labelled_target)
+    assert "dropped" in caplog.text
+    item = trainer.train_dataset[0]
+    assert all(t["labels"] == -100 for t in item["target"])
