@@ -1,0 +1,327 @@
+"""Model cards for adapted models: Hub metadata (model-index, datasets, tags) plus a readable body.
+
+Why a module of its own: the card is the only human-facing artefact pushed to the Hub, so it must be
+correct (metadata the Hub validates), honest (adapted vs source-only results, domain-specific limits)
+and must never leak local paths, user names or tokens from the machine that trained the model.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+DOMAINS = ("generic", "medical", "finance", "speech")
+LOCAL_DATA = "local data"
+TEMPLATE_NAME = "hf_transfer_card.md"
+TEMPLATE_PATH = Path(__file__).parent / "templates" / TEMPLATE_NAME
+
+AUTO_CLASS_BY_TASK = {
+    "image-classification": "AutoModelForImageClassification",
+    "audio-classification": "AutoModelForAudioClassification",
+    "text-classification": "AutoModelForSequenceClassification",
+}
+MODALITY_BY_TASK = {"image-classification": "image", "audio-classification": "audio", "text-classification": "text"}
+METHOD_TITLES = {
+    "dann": "domain-adversarial training (DANN) with a gradient reversal layer",
+    "source_only": "source-only fine-tuning (no domain alignment)",
+}
+METHOD_DESCRIPTIONS = {
+    "dann": (
+        "During training a small domain discriminator learns to tell source features from target features, while a "
+        "gradient reversal layer pushes the backbone (through its LoRA weights) towards features the discriminator "
+        "cannot separate. Only source labels are used; the target domain contributes unlabelled inputs."
+    ),
+    "source_only": (
+        "The adapter was fine-tuned on labelled source data only; the target domain was used for evaluation. This is "
+        "the reference point that domain adaptation methods are compared against."
+    ),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
+_EMBEDDED_PATH = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?[\\/][^\s'\"`,;)]+")
+_TOKEN = re.compile(r"\b(hf|api_org)_[A-Za-z0-9]{16,}\b")
+_GENERIC_ACCOUNTS = {"root", "user", "admin", "ubuntu", "runner", "jovyan", "app"}
+
+
+# ----------------------------------------------------------------------------- sanitising
+def looks_like_local_path(value: str) -> bool:
+    """True for strings that name a file-system location rather than a Hub id."""
+    value = value.strip()
+    if not value:
+        return False
+    if value.startswith(("/", "~", "./", "../", ".\\", "file:")) or re.match(r"^[A-Za-z]:[\\/]", value):
+        return True
+    if "\\" in value or value.count("/") > 1:
+        return True
+    home = os.path.expanduser("~")
+    return bool(home and home != "/" and home in value)
+
+
+def is_hub_id(value: Any) -> bool:
+    """A plausible Hub repo id (``name`` or ``namespace/name``), not a local path."""
+    return isinstance(value, str) and not looks_like_local_path(value) and bool(_HUB_ID.match(value))
+
+
+def _username() -> str | None:
+    try:
+        name = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return None
+    return name if name and len(name) >= 3 and name.lower() not in _GENERIC_ACCOUNTS else None
+
+
+def scrub_text(text: str) -> str:
+    """Remove tokens, the home directory and the local user name from free text."""
+    text = _TOKEN.sub("[redacted]", text)
+    home = os.path.expanduser("~")
+    if home and home != "/":
+        text = text.replace(home, LOCAL_DATA)
+    user = _username()
+    if user:
+        text = re.sub(rf"\b{re.escape(user)}\b", "[user]", text)
+    return text
+
+
+def sanitize(value: Any) -> Any:
+    """Recursively replace local paths by ``"local data"`` and scrub secrets from strings."""
+    if isinstance(value, str):
+        if looks_like_local_path(value) and " " not in value.strip():
+            return LOCAL_DATA
+        return scrub_text(_EMBEDDED_PATH.sub(LOCAL_DATA, value))
+    if isinstance(value, Mapping):
+        return {str(k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- run info
+def native_adapter_loading(model_type: str | None, task: str) -> bool:
+    """Whether transformers' own PEFT integration can load an adapter repo for this architecture.
+
+    Some models (e.g. wav2vec2) override ``load_adapter`` for their own language adapters, so
+    ``AutoModel...from_pretrained(adapter_repo)`` and ``pipeline`` fail there; PEFT still works.
+    """
+    if not model_type:
+        return True
+    try:
+        import transformers
+        from transformers.integrations import PeftAdapterMixin
+        from transformers.models.auto import modeling_auto as auto
+
+        mapping = {
+            "image-classification": auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+            "audio-classification": auto.MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
+            "text-classification": auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+        }[task]
+        model_class = getattr(transformers, mapping[model_type])
+    except (ImportError, KeyError, AttributeError):
+        return True
+    return model_class.load_adapter is PeftAdapterMixin.load_adapter
+
+
+def load_run_info(output_dir: str | os.PathLike) -> dict:
+    """Read ``domain_adaptation.json`` (optional) and fill gaps from ``adapter_config.json``."""
+    directory = Path(output_dir)
+    info: dict = {}
+    if (directory / "domain_adaptation.json").is_file():
+        info = json.loads((directory / "domain_adaptation.json").read_text())
+    if (directory / "adapter_config.json").is_file():
+        adapter = json.loads((directory / "adapter_config.json").read_text())
+        info.setdefault("base_model", adapter.get("base_model_name_or_path"))
+        base_config = Path(str(adapter.get("base_model_name_or_path") or "")) / "config.json"
+        for config_path in (directory / "config.json", base_config):
+            if "model_type" not in info and config_path.is_file():
+                info["model_type"] = json.loads(config_path.read_text()).get("model_type")
+        info.setdefault(
+            "lora", {k: adapter.get(k) for k in ("r", "lora_alpha", "lora_dropout", "target_modules") if k in adapter}
+        )
+    info["has_discriminator"] = (directory / "domain_discriminator.safetensors").is_file()
+    return info
+
+
+def _as_dict(value: Any) -> dict:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if value is None or value == "":
+        return "—"
+    return str(value)
+
+
+def _summary(values: Mapping, keys: list[str]) -> str:
+    parts = [f"{k}={values[k]}" for k in keys if values.get(k) is not None]
+    return ", ".join(parts) if parts else "not recorded"
+
+
+def _domain_view(domain: Mapping) -> dict:
+    return {key: _fmt(domain.get(key)) for key in ("dataset", "config", "split", "description", "license")}
+
+
+def _metric(metrics: Mapping, split: str, name: str) -> float | None:
+    value = metrics.get(f"eval_{split}_{name}", metrics.get(f"{split}_{name}"))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
+    """model-index entries: accuracy and macro-F1 per domain, for this model and the source-only baseline."""
+    metrics = _as_dict(info.get("metrics"))
+    baseline = _as_dict(_as_dict(info.get("baseline")).get("metrics"))
+    method = info.get("method", "dann")
+    results = []
+    for split in ("source", "target"):
+        domain = _as_dict(info.get(f"{split}_domain"))
+        dataset = domain.get("dataset")
+        dataset_type = dataset if is_hub_id(dataset) else "custom"
+        dataset_name = f"{split.capitalize()} domain: {dataset if is_hub_id(dataset) else LOCAL_DATA}"
+        common = dict(
+            task_type=task,
+            task_name=task.replace("-", " ").capitalize(),
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_config=domain.get("config") if isinstance(domain.get("config"), str) else None,
+            dataset_split=domain.get("split") if isinstance(domain.get("split"), str) else None,
+        )
+        for name, metric_type, args in (("accuracy", "accuracy", None), ("f1", "f1", {"average": "macro"})):
+            label = "Accuracy" if name == "accuracy" else "Macro-F1"
+            value = _metric(metrics, split, name)
+            if value is not None:
+                results.append(
+                    EvalResult(**common, metric_type=metric_type, metric_value=value, metric_args=args,
+                               metric_name=f"{split.capitalize()} {label} ({method})")
+                )
+            base_value = _metric(baseline, split, name)
+            if base_value is not None:
+                results.append(
+                    EvalResult(**common, metric_type=metric_type, metric_value=base_value, metric_args=args,
+                               metric_config="source_only_baseline",
+                               metric_name=f"{split.capitalize()} {label} (source-only baseline)")
+                )
+    return results
+
+
+def _result_rows(info: Mapping) -> tuple[list[dict], bool]:
+    metrics = _as_dict(info.get("metrics"))
+    baseline = _as_dict(_as_dict(info.get("baseline")).get("metrics"))
+    rows = []
+    for split in ("source", "target"):
+        for name, label in (("accuracy", "Accuracy"), ("f1", "Macro-F1")):
+            value, base = _metric(metrics, split, name), _metric(baseline, split, name)
+            if value is None and base is None:
+                continue
+            delta = f"{value - base:+.4f}" if value is not None and base is not None else "—"
+            rows.append({"domain": split.capitalize(), "metric": label, "value": _fmt(value), "baseline": _fmt(base), "delta": delta})
+    return rows, bool(baseline)
+
+
+def _versions(info: Mapping) -> dict[str, str]:
+    versions = {"hf_transfer": str(info.get("hf_transfer_version") or "unknown")}
+    for package in ("peft", "transformers", "torch", "huggingface_hub"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build_model_card(
+    output_dir_or_info: str | os.PathLike | Mapping,
+    *,
+    repo_id: str,
+    domain: str = "generic",
+    base_model: str | None = None,
+    license: str | None = None,
+    template_path: str | os.PathLike | None = None,
+) -> ModelCard:
+    """Render the hf_transfer model card for an adapted model directory (or its run-info dict).
+
+    ``base_model`` overrides the recorded base (pass the Hub id when training used a local
+    checkpoint); local paths are never written: they become ``"local data"`` or are omitted.
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    raw = dict(output_dir_or_info) if isinstance(output_dir_or_info, Mapping) else load_run_info(output_dir_or_info)
+    base = base_model or raw.get("base_model")
+    info = sanitize(raw)
+    base = base if is_hub_id(base) else None
+    task = info.get("task") or "image-classification"
+    modality = info.get("modality") or MODALITY_BY_TASK.get(task, "image")
+    method = info.get("method") if info.get("method") in METHOD_TITLES else "dann"
+    source, target = _as_dict(info.get("source_domain")), _as_dict(info.get("target_domain"))
+    datasets = [d for d in (source.get("dataset"), target.get("dataset")) if is_hub_id(d)]
+    tags = ["domain-adaptation", "dann" if method == "dann" else "source-only", "lora", "hf-transfer", modality, "peft"]
+    if domain != "generic":
+        tags.append(domain)
+    card_license = license or info.get("license") or "unknown"
+
+    card_data = ModelCardData(
+        base_model=base,
+        library_name="peft",
+        pipeline_tag=task,
+        datasets=list(dict.fromkeys(datasets)) or None,
+        tags=tags,
+        license=card_license,
+        model_name=repo_id.split("/")[-1],
+        eval_results=build_eval_results(info, task) or None,
+        source_domain={k: v for k, v in source.items() if v is not None} or None,
+        target_domain={k: v for k, v in target.items() if v is not None} or None,
+    )
+    id2label = _as_dict(info.get("id2label"))
+    labels = [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k) if str(k).isdigit() else str(k))]
+    rows, has_baseline = _result_rows(info)
+    licences = [
+        f"{role} data ({_fmt(d.get('dataset'))}): {d.get('license') or 'licence not recorded'}"
+        for role, d in (("Source", source), ("Target", target))
+    ]
+    licences.append(f"Base model ({base or 'not on the Hub'}): see its model card")
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(template_path or TEMPLATE_PATH),
+        repo_id=repo_id,
+        base_model=base or "unknown base model",
+        task=task,
+        domain=domain,
+        method=method,
+        method_title=METHOD_TITLES[method],
+        method_short="DANN" if method == "dann" else "Source-only",
+        method_description=METHOD_DESCRIPTIONS[method],
+        target_role="unlabelled during training" if method == "dann" else "evaluation only",
+        source=_domain_view(source),
+        target=_domain_view(target),
+        labels=labels,
+        results=rows,
+        has_baseline=has_baseline,
+        lora_summary=_summary(_as_dict(info.get("lora")), ["r", "lora_alpha", "lora_dropout", "target_modules"]),
+        discriminator_summary=_summary(
+            _as_dict(info.get("discriminator")), ["feature_dim", "hidden_size", "num_layers", "dropout"]
+        ),
+        grl_summary=_summary(_as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda", "domain_loss_weight"]),
+        training_summary=_summary(
+            _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
+        ),
+        auto_class=AUTO_CLASS_BY_TASK.get(task, "AutoModelForImageClassification"),
+        native_loading=native_adapter_loading(raw.get("model_type"), task),
+        model_type=raw.get("model_type") or "this architecture",
+        has_discriminator=bool(raw.get("has_discriminator")),
+        licences=licences,
+        versions=_versions(info),
+    )
+    card.text = scrub_text(card.text)  # safety net for anything a template variable let through
+    return card
+
+
+def card_code_blocks(card: ModelCard | str) -> list[str]:
+    """The ```python blocks of a card (the tests run them, so the usage docs cannot rot)."""
+    text = card.content if isinstance(card, ModelCard) else card
+    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
