@@ -59,6 +59,8 @@ def looks_like_local_path(value: str) -> bool:
         return False
     if value.startswith(("/", "~", "./", "../", ".\\", "file:")) or re.match(r"^[A-Za-z]:[\\/]", value):
         return True
+    if re.match(r"^[a-z][a-z0-9+.\-]*://", value):  # a URL (file:// was handled above)
+        return False
     if "\\" in value or value.count("/") > 1:
         return True
     home = os.path.expanduser("~")

@@ -1,0 +1,173 @@
+"""Model cards: valid Hub metadata, honest results, per-domain limitations, nothing local leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from hf_transfer.cards import (
+    LOCAL_DATA,
+    TEMPLATE_PATH,
+    build_model_card,
+    card_code_blocks,
+    looks_like_local_path,
+    native_adapter_loading,
+    sanitize,
+)
+
+try:
+    from hub_double import validate_card_metadata
+except ImportError:
+    from tests.hub_double import validate_card_metadata
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SECRET = "hf_abcdefghijklmnopqrstuvwxyz012345"
+
+
+def run_info(tmp_path: Path, **overrides) -> dict:
+    info = {
+        "hf_transfer_version": "0.1.0",
+        "method": "dann",
+        "base_model": str(tmp_path / "checkpoints" / "vit"),
+        "task": "image-classification",
+        "modality": "image",
+        "id2label": {"0": "benign", "1": "malignant"},
+        "label2id": {"benign": 0, "malignant": 1},
+        "lora": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]},
+        "discriminator": {"feature_dim": 768, "hidden_size": 256, "num_layers": 2, "dropout": 0.1},
+        "grl": {"schedule": "dann", "gamma": 10.0, "max_lambda": 1.0, "domain_loss_weight": 0.5},
+        "source_domain": {"dataset": "org/derm-hospital-a", "config": "default", "split": "train",
+                          "description": "dermoscopy images from hospital A", "license": "cc-by-nc-4.0"},
+        "target_domain": {"dataset": str(tmp_path / "hospital_b"), "split": "test",
+                          "description": f"phone photos copied to {tmp_path}/b by {os.path.expanduser('~')}",
+                          "token_used": SECRET},
+        "metrics": {"eval_source_accuracy": 0.93, "eval_source_f1": 0.92, "eval_target_accuracy": 0.81,
+                    "eval_target_f1": 0.78},
+        "baseline": {"method": "source_only", "metrics": {"eval_source_accuracy": 0.94, "eval_source_f1": 0.93,
+                                                          "eval_target_accuracy": 0.66, "eval_target_f1": 0.6}},
+        "training": {"max_steps": 500, "learning_rate": 2e-4, "per_device_train_batch_size": 16, "seed": 42},
+    }
+    info.update(overrides)
+    return info
+
+
+def test_templates_in_package_and_model_cards_are_identical():
+    packaged = TEMPLATE_PATH.read_text()
+    assert TEMPLATE_PATH.parent.name == "templates" and TEMPLATE_PATH.parent.parent.name == "hf_transfer"
+    assert (REPO_ROOT / "model_cards" / "hf_transfer_card.md").read_text() == packaged
+
+
+def test_metadata_round_trips_and_satisfies_hub_validation(tmp_path):
+    card = build_model_card(run_info(tmp_path), repo_id="org/derm-dann", domain="medical", base_model="google/vit-base")
+    reparsed = ModelCard(card.content)
+    assert reparsed.data.to_dict() == card.data.to_dict()
+    data = reparsed.data
+    assert data.base_model == "google/vit-base" and data.library_name == "peft"
+    assert data.pipeline_tag == "image-classification"
+    assert data.datasets == ["org/derm-hospital-a"]  # the local target dataset is not a Hub id
+    assert {"domain-adaptation", "dann", "lora", "hf-transfer", "image", "medical"} <= set(data.tags)
+    assert data.license == "unknown"
+    assert data.source_domain["dataset"] == "org/derm-hospital-a"
+    assert data.target_domain["dataset"] == LOCAL_DATA
+    assert validate_card_metadata(card.content) == []
+    results = data.eval_results
+    assert len(results) == 8  # 2 domains x (accuracy, macro-F1) x (this model, source-only baseline)
+    for result in results:
+        assert result.task_type == "image-classification"
+        assert result.dataset_name and result.dataset_type and result.metric_type in ("accuracy", "f1")
+        assert isinstance(result.metric_value, float)
+    target_acc = [r for r in results if r.metric_type == "accuracy" and r.dataset_name.startswith("Target")]
+    assert sorted(r.metric_value for r in target_acc) == [0.66, 0.81]
+    assert all(r.metric_args == {"average": "macro"} for r in results if r.metric_type == "f1")
+
+
+def test_no_local_paths_usernames_or_tokens(tmp_path):
+    card = build_model_card(run_info(tmp_path), repo_id="org/derm-dann", domain="medical")
+    content = card.content
+    assert str(tmp_path) not in content and "/tmp" not in content
+    assert os.path.expanduser("~") + "/" not in content
+    assert SECRET not in content
+    assert "base_model:" not in content  # a local base without a Hub id is omitted, never written
+    assert "phone photos copied to local data" in content
+
+
+def test_results_table_and_body_sections(tmp_path):
+    content = build_model_card(run_info(tmp_path), repo_id="org/m", domain="medical").content
+    assert "| Target | Accuracy | 0.8100 | 0.6600 | +0.1500 |" in content
+    assert "| Source | Accuracy | 0.9300 | 0.9400 | -0.0100 |" in content
+    assert "dermoscopy images from hospital A" in content and "cc-by-nc-4.0" in content
+    assert "r=8, lora_alpha=16" in content and "domain_loss_weight=0.5" in content
+    assert "Labels (2): benign, malignant." in content
+    assert "must not be used for clinical decisions" in content
+
+
+@pytest.mark.parametrize(
+    "domain, present, absent",
+    [
+        ("medical", "must not be used for clinical decisions", "investment advice"),
+        ("finance", "not investment advice", "clinical decisions"),
+        ("speech", "accent, dialect", "clinical decisions"),
+        ("generic", "General use.", "investment advice"),
+    ],
+)
+def test_domain_sections(tmp_path, domain, present, absent):
+    content = build_model_card(run_info(tmp_path), repo_id="org/m", domain=domain).content
+    assert present in content and absent not in content
+
+
+def test_unknown_domain_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="domain"):
+        build_model_card(run_info(tmp_path), repo_id="org/m", domain="legal")
+
+
+def test_source_only_run_and_missing_keys_degrade_gracefully(tmp_path):
+    info = run_info(tmp_path, method="source_only")
+    del info["baseline"]
+    card = build_model_card(info, repo_id="org/m", base_model="org/base")
+    assert "source-only" in card.data.tags and "dann" not in card.data.tags
+    assert "Source-only baseline" not in card.content and "Domain discriminator:" not in card.content
+    bare = build_model_card({}, repo_id="org/bare")
+    assert "No evaluation results were recorded" in bare.content
+    assert bare.data.eval_results is None and validate_card_metadata(bare.content) == []
+
+
+def test_card_from_output_dir_reads_run_info_and_adapter_config(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base", "r": 4,
+                                                         "lora_alpha": 8, "target_modules": ["query"]}))
+    (out / "domain_adaptation.json").write_text(json.dumps({"task": "text-classification", "modality": "text",
+                                                            "method": "dann", "metrics": {"eval_target_f1": 0.5}}))
+    card = build_model_card(out, repo_id="org/text-dann", domain="finance")
+    assert card.data.base_model == "org/base" and card.data.pipeline_tag == "text-classification"
+    assert "AutoModelForSequenceClassification" in card.content and "r=4, lora_alpha=8" in card.content
+    assert [r.metric_value for r in card.data.eval_results] == [0.5]
+
+
+def test_usage_snippets_follow_what_transformers_can_load(tmp_path):
+    vit = build_model_card(run_info(tmp_path, model_type="vit"), repo_id="org/m", base_model="org/base")
+    blocks = card_code_blocks(vit)
+    assert len(blocks) == 4 and all("org/m" in b for b in blocks)
+    assert any("pipeline(" in b for b in blocks) and any("PeftModel.from_pretrained" in b for b in blocks)
+    for block in blocks:
+        compile(block, "<card>", "exec")
+    assert native_adapter_loading("vit", "image-classification")
+    assert not native_adapter_loading("wav2vec2", "audio-classification")
+    speech = build_model_card(run_info(tmp_path, model_type="wav2vec2", task="audio-classification", modality="audio"),
+                              repo_id="org/a", base_model="org/base", domain="speech")
+    speech_blocks = card_code_blocks(speech)
+    assert not any("pipeline(" in b for b in speech_blocks) and len(speech_blocks) == 2
+    assert "override" in speech.content
+
+
+def test_sanitize_and_path_detection():
+    assert looks_like_local_path("/data/x") and looks_like_local_path("~/x") and looks_like_local_path("C:\\d\\x")
+    assert looks_like_local_path("./ckpt") and looks_like_local_path("runs/exp1/checkpoint-500")
+    assert not looks_like_local_path("google/vit-base-patch16-224") and not looks_like_local_path("bert-base-uncased")
+    cleaned = sanitize({"a": "/srv/data", "b": ["see /srv/data/x.csv now", "org/ds"], "c": 3, "d": SECRET})
+    assert cleaned == {"a": LOCAL_DATA, "b": [f"see {LOCAL_DATA} now", "org/ds"], "c": 3, "d": "[redacted]"}
+    assert sanitize("https://huggingface.co/org/model") == "https://huggingface.co/org/model"
