@@ -384,3 +384,42 @@ def test_real_hub_round_trip(adapted):
     finally:
         for name in (repo, base_repo):
             api.delete_repo(name, missing_ok=True)
+
+
+def test_engine_saved_model_round_trips_through_the_hub(hub, adapted, tmp_path):
+    """The real trainer output format: DomainAdaptationModel.save_pretrained -> push -> load both ways."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    modeling = pytest.importorskip("hf_transfer.modeling")
+    item = adapted["image"]
+    torch.manual_seed(7)
+    model = modeling.DomainAdaptationModel.from_backbone(
+        ViTForImageClassification.from_pretrained(str(item.base_dir)), lora_r=4, lora_alpha=8,
+        lora_target_modules=["q_proj", "v_proj"], discriminator_hidden_size=16,
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    model.eval()
+    processor = ViTImageProcessor.from_pretrained(str(item.base_dir))
+    expected = _logits(model, "image", item, processor)
+    out = tmp_path / "engine-out"
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    base_repo = unique_repo("engine-base")
+    push_base_model(item.base_dir, base_repo)
+    repo = unique_repo("engine-dann")
+    push_to_hub(out, repo, base_model_repo_id=base_repo)
+    assert "local data" not in hub.double.files(repo)["domain_adaptation.json"].decode()
+
+    loaded, loaded_processor = load_adapted_model(repo)
+    assert _close(_logits(loaded, "image", item, loaded_processor), expected)
+    resumed = modeling.DomainAdaptationModel.from_pretrained(download_adapted_model(repo), is_trainable=True)
+    resumed.eval()
+    assert _close(_logits(resumed, "image", item, processor), expected)
+    local_disc = load_file(str(out / "domain_discriminator.safetensors"))
+    resumed_disc = resumed.domain_loss.discriminator.state_dict()
+    assert all(torch.equal(resumed_disc[k], v) for k, v in local_disc.items())
