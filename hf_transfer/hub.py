@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import sys
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,6 @@ from huggingface_hub.errors import (
 
 from .cards import DOMAINS, build_model_card, is_hub_id, load_run_info, looks_like_local_path, sanitize
 
-logger = logging.getLogger(__name__)
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -543,19 +542,26 @@ def main_push(
             domain=domain, license=license, overwrite=overwrite,
         )
     except HubPushError as exc:
-        print(f"error: {exc}")
+        print(f"hf-transfer push: error: {exc}", file=sys.stderr)
         return 1
     print(info.pr_url or info.commit_url)
     return 0
 
 
 def push_command(args: argparse.Namespace) -> int:
-    """Handler for ``hf-transfer push`` given the namespace built from :func:`add_push_arguments`."""
+    """Handler for ``hf-transfer push``; tolerates parsers that define only some optional flags."""
     return main_push(
-        args.output_dir, args.repo_id, base_model_repo_id=args.base_model_repo_id, private=args.private,
-        revision=args.revision, create_pr=args.create_pr, commit_message=args.commit_message,
-        include_discriminator=not args.no_discriminator, domain=args.domain, license=args.license,
-        overwrite=args.overwrite,
+        args.output_dir,
+        args.repo_id,
+        base_model_repo_id=getattr(args, "base_model_repo_id", None),
+        private=getattr(args, "private", False),
+        revision=getattr(args, "revision", None),
+        create_pr=getattr(args, "create_pr", False),
+        commit_message=getattr(args, "commit_message", None),
+        include_discriminator=not getattr(args, "no_discriminator", False),
+        domain=getattr(args, "domain", None) or "generic",
+        license=getattr(args, "license", None),
+        overwrite=getattr(args, "overwrite", False),
     )
 
 

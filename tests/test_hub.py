@@ -348,7 +348,12 @@ def test_cli_entry_points(hub, adapted, capsys):
     assert "domain_discriminator.safetensors" not in files
     assert "investment" in files["README.md"].decode()
     assert main_push(str(item.output_dir), repo) == 1  # local base, no Hub id
-    assert "base_model_repo_id" in capsys.readouterr().out
+    assert "base_model_repo_id" in capsys.readouterr().err
+    cli = pytest.importorskip("hf_transfer.cli")
+    ns = cli.build_parser().parse_args(["push", str(item.output_dir), repo, "--base-model-repo-id", base_repo,
+                                        "--create-pr"])
+    assert ns.func(ns, []) == 0
+    assert capsys.readouterr().out.strip().endswith("/discussions/1")
 
 
 def _real_hub_reachable() -> bool:
