@@ -177,6 +177,28 @@ class DomainAdaptationTrainer(Trainer):
             },
         }
 
+    # -- optimisation ---------------------------------------------------------------------------
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer, with the discriminator in its own groups at ``lr × discriminator_lr_multiplier``."""
+        optimizer = super().create_optimizer(model)
+        multiplier = self.args.discriminator_lr_multiplier
+        if multiplier == 1.0 or getattr(self, "_discriminator_groups_split", False):
+            return optimizer
+        discriminator = {id(p) for p in self.accelerator.unwrap_model(self.model).domain_loss.parameters()}
+        new_groups = []
+        for group in optimizer.param_groups:
+            moved = [p for p in group["params"] if id(p) in discriminator]
+            if moved:
+                group["params"] = [p for p in group["params"] if id(p) not in discriminator]
+                new_groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": moved,
+                                   "lr": group["lr"] * multiplier})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        for group in new_groups:
+            optimizer.add_param_group(group)
+        self._discriminator_groups_split = True
+        return optimizer
+
     # -- loss -----------------------------------------------------------------------------------
 
     def current_lambda(self) -> float:

@@ -51,6 +51,13 @@ class DomainAdaptationArguments(TrainingArguments):
     discriminator_hidden_size: int = field(default=256, metadata={"help": "Hidden width of the domain discriminator."})
     discriminator_num_layers: int = field(default=2, metadata={"help": "Hidden layers of the domain discriminator."})
     discriminator_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the domain discriminator."})
+    discriminator_lr_multiplier: float = field(
+        default=1.0,
+        metadata={
+            "help": "Discriminator learning rate = learning_rate × this. A discriminator that learns faster than the "
+            "features it judges gives the backbone a useful adversarial signal (Ganin et al. train it at 10×)."
+        },
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
@@ -74,6 +81,8 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"grl_schedule must be one of {GRL_SCHEDULES}, got {self.grl_schedule!r}.")
         if self.target_ratio < 1:
             raise ValueError(f"target_ratio must be >= 1 (target examples per source example), got {self.target_ratio}.")
+        if self.discriminator_lr_multiplier <= 0:
+            raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
         if self.num_target_labels < 0:
             raise ValueError(f"num_target_labels must be >= 0, got {self.num_target_labels}.")
         if self.label_names is None:

@@ -1,0 +1,55 @@
+"""Evaluate a saved adapted model on any dataset (the ``hf-transfer evaluate`` command)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def predict(model: Any, dataset: Any, collator: Any, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of ``dataset`` (already transformed to model inputs)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+    logits, labels = [], []
+    model.eval()
+    for batch in loader:
+        labels.append(batch.pop("labels").numpy())
+        logits.append(model(**batch).logits.float().numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def evaluate_saved_model(
+    model_dir: str,
+    dataset: str,
+    *,
+    split: str = "train",
+    input_column: str | None = None,
+    label_column: str | None = "label",
+    batch_size: int = 32,
+    trust_remote_code: bool = False,
+) -> dict[str, float]:
+    """Accuracy and macro-F1 of the adapted model in ``model_dir`` on a labelled dataset."""
+    from transformers import AutoProcessor, EvalPrediction
+
+    from .data import DomainBatchCollator, DomainDataArguments, build_transform, infer_modality, load_domain
+    from .data.labels import label_names
+    from .metrics import ClassificationMetrics
+    from .modeling import DomainAdaptationModel
+
+    model = DomainAdaptationModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    data = load_domain(DomainDataArguments(dataset=dataset, split=split, input_column=input_column, label_column=label_column))
+    names = label_names(data)
+    model_names = [model.config.id2label[i] for i in sorted(model.config.id2label)]
+    if names and set(names) - set(model_names):
+        raise ValueError(
+            f"The dataset has labels {sorted(set(names) - set(model_names))} the model does not know ({model_names})."
+        )
+    remap = {i: model_names.index(n) for i, n in enumerate(names or [])}
+    data = data.map(lambda ex: {"label": remap.get(ex["label"], -1)})
+    data = data.with_transform(build_transform(processor, infer_modality(data)))
+    logits, labels = predict(model, data, DomainBatchCollator.for_processor(processor), batch_size)
+    metrics = ClassificationMetrics()(EvalPrediction(predictions=logits, label_ids=labels))
+    return {"num_examples": int((labels != -100).sum()), **metrics}

@@ -1,0 +1,156 @@
+"""The ``train`` job: config → data → backbone → LoRA + DANN → Trainer → saved adapter.
+
+The same steps a user would write by hand with the Python API, in one function that the
+CLI and the recipes call. Arguments are dataclasses parsed by ``HfArgumentParser``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import (
+    DomainDataArguments,
+    align_labels,
+    build_transform,
+    check_modality,
+    infer_modality,
+    load_domain,
+    parse_label_mapping,
+    scan_domain,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Which backbone to adapt, and how to read inputs for it."""
+
+    model_name_or_path: str = field(metadata={"help": "Hub id or local folder of the backbone checkpoint."})
+    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the checkpoint."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom code from the checkpoint (off)."})
+    max_length: int | None = field(default=128, metadata={"help": "Text: tokens kept per example."})
+    max_duration_s: float | None = field(default=None, metadata={"help": "Audio: seconds kept (pad/truncate)."})
+    label_mapping: str | None = field(
+        default=None, metadata={"help": "Rename target labels to source names, e.g. 'pos=positive,neg=negative'."}
+    )
+    allow_extra_target_labels: bool = field(
+        default=False, metadata={"help": "Allow target classes the source lacks (they are treated as unlabelled)."}
+    )
+    skip_bad_examples: bool = field(
+        default=False, metadata={"help": "Skip unreadable files (listed in a warning) instead of stopping."}
+    )
+
+
+@dataclass
+class SourceDataArguments(DomainDataArguments):
+    """The labelled source domain."""
+
+
+@dataclass
+class TargetDataArguments(DomainDataArguments):
+    """The (unlabelled) target domain; its labels are only used for evaluation."""
+
+
+def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
+    is_local = os.path.exists(args.dataset) or os.sep in args.dataset and not args.dataset.count("/") == 1
+    return {
+        "dataset": None if is_local else args.dataset,
+        "config": args.config,
+        "split": args.split,
+        "description": args.description,
+    }
+
+
+def _load_split(args: DomainDataArguments, split: str | None, seed: int):
+    return load_domain(args, split=split, seed=seed) if split else None
+
+
+def run_training(
+    model_args: ModelArguments,
+    source_args: DomainDataArguments,
+    target_args: DomainDataArguments,
+    training_args: Any,
+) -> dict[str, float]:
+    """Train, evaluate per domain, and save the adapted model to ``training_args.output_dir``."""
+    from .backbones import load_backbone
+    from .modeling import DomainAdaptationModel
+    from .trainer import DomainAdaptationTrainer
+
+    seed = training_args.seed
+    source = load_domain(source_args, seed=seed)
+    target = load_domain(target_args, seed=seed)
+    modality = infer_modality(source)
+    if infer_modality(target) != modality:
+        raise ValueError(
+            f"The source domain is {modality} but the target domain is {infer_modality(target)}: both domains must "
+            "hold the same kind of input."
+        )
+    mapping = parse_label_mapping(model_args.label_mapping) if model_args.label_mapping else None
+    source, target, names = align_labels(
+        source, target, label_mapping=mapping, allow_extra_target_labels=model_args.allow_extra_target_labels
+    )
+    evals = {}
+    for domain, args in (("source", source_args), ("target", target_args)):
+        split = _load_split(args, args.eval_split, seed)
+        if split is not None:
+            if domain == "target":
+                _, split, _ = align_labels(source, split, label_mapping=mapping,
+                                           allow_extra_target_labels=model_args.allow_extra_target_labels)
+            else:
+                split, _, _ = align_labels(split, source)
+            evals[domain] = split
+
+    backbone = load_backbone(
+        model_args.model_name_or_path,
+        label_names=names,
+        modality=modality,
+        revision=model_args.revision,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
+    transform = build_transform(
+        backbone.processor,
+        modality,
+        max_length=model_args.max_length,
+        max_duration_s=model_args.max_duration_s,
+        skip_bad_examples=model_args.skip_bad_examples,
+    )
+    datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
+    ready = {}
+    for name, dataset in datasets.items():
+        if modality != "text":
+            dataset, report = scan_domain(dataset, modality, skip_bad_examples=model_args.skip_bad_examples)
+            if report.num_bad:
+                logger.warning("%s: %s", name, report.summary())
+        ready[name] = dataset.with_transform(transform)
+
+    model = DomainAdaptationModel.from_backbone(
+        backbone.model,
+        lora_r=training_args.lora_r,
+        lora_alpha=training_args.lora_alpha,
+        lora_dropout=training_args.lora_dropout,
+        lora_target_modules=training_args.lora_target_modules,
+        discriminator_hidden_size=training_args.discriminator_hidden_size,
+        discriminator_num_layers=training_args.discriminator_num_layers,
+        discriminator_dropout=training_args.discriminator_dropout,
+        base_model_name_or_path=model_args.model_name_or_path,
+    )
+    model.metadata["source_domain"] = _domain_description(source_args)
+    model.metadata["target_domain"] = _domain_description(target_args)
+    trainer = DomainAdaptationTrainer(
+        model=model,
+        args=training_args,
+        source_dataset=ready["source"],
+        target_dataset=ready["target"],
+        eval_datasets={k[len("eval_"):]: v for k, v in ready.items() if k.startswith("eval_")} or None,
+        processing_class=backbone.processor,
+    )
+    logger.info("hf_transfer: %s", model.trainable_parameters_summary())
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = trainer.evaluate() if trainer.eval_dataset else {}
+    trainer.save_model(training_args.output_dir)
+    return metrics

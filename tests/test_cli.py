@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from hf_transfer.cli import build_parser, main, parse_train_arguments
+from tests.conftest import tiny_vit_config
+
+
+def _image_tree(root, classes, n, colour_shift):
+    rng = np.random.default_rng(len(str(root)))
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 60, size=(16, 16, 3))
+            pixels[:, :, label] += 150
+            pixels = np.clip(pixels + colour_shift, 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+@pytest.fixture
+def tiny_setup(tmp_path):
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    classes = ["a", "b", "c"]
+    _image_tree(tmp_path / "source", classes, 4, 0)
+    _image_tree(tmp_path / "target", classes, 4, 60)
+    torch.manual_seed(0)
+    ViTForImageClassification(tiny_vit_config()).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    config = {
+        "model": {"model_name_or_path": str(tmp_path / "vit")},
+        "source": {"dataset": str(tmp_path / "source"), "description": "plain squares"},
+        "target": {"dataset": str(tmp_path / "target"), "eval_split": None, "description": "brighter squares"},
+        "training": {
+            "output_dir": str(tmp_path / "out"),
+            "max_steps": 2,
+            "per_device_train_batch_size": 4,
+            "lora_r": 4,
+            "discriminator_hidden_size": 8,
+            "report_to": "none",
+            "save_strategy": "no",
+            "disable_tqdm": True,
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return tmp_path, path
+
+
+def test_yaml_config_and_dotted_overrides_are_parsed_by_hfargumentparser(tiny_setup):
+    _, path = tiny_setup
+    model, source, target, training = parse_train_arguments(
+        str(path), ["--training.max_steps", "7", "--training.method=source_only", "--model.trust_remote_code", "false"]
+    )
+    assert training.max_steps == 7 and training.method == "source_only"
+    assert model.trust_remote_code is False
+    assert source.description == "plain squares"
+    with pytest.raises(ValueError, match="--section.field"):
+        parse_train_arguments(str(path), ["max_steps", "3"])
+    with pytest.raises(ValueError, match="Unknown section"):
+        parse_train_arguments(str(path), ["--optim.lr", "3"])
+
+
+def test_train_then_evaluate_from_the_command_line(tiny_setup, capsys):
+    tmp_path, path = tiny_setup
+    assert main(["train", str(path), "--training.max_steps", "2"]) == 0
+    out = tmp_path / "out"
+    for name in ("adapter_model.safetensors", "domain_discriminator.safetensors", "preprocessor_config.json"):
+        assert (out / name).exists(), name
+    meta = json.loads((out / "domain_adaptation.json").read_text())
+    assert meta["target_domain"]["description"] == "brighter squares"
+    assert meta["target_domain"]["dataset"] is None  # local paths are not dataset ids
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(tmp_path / "target")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_examples"] == 12 and 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_bad_config_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("modle: {}\n")
+    assert main(["train", str(bad)]) == 2
+    assert "Unknown config section" in capsys.readouterr().err
+
+
+def test_help_lists_subcommands():
+    help_text = build_parser().format_help()
+    for command in ("train", "evaluate", "demo", "push"):
+        assert command in help_text
