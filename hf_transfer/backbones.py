@@ -357,8 +357,9 @@ def load_backbone(
             **model_kwargs,
         )
     except OSError as err:
-        if "safetensors" in str(err):
-            raise BackboneError(_pickle_message(name_or_path)) from err
+        if "safetensors" in str(err):  # a Hub repo without safetensors on this revision (or not reachable)
+            first_line = str(err).splitlines()[0]
+            raise BackboneError(f"{_pickle_message(name_or_path)} transformers said: {first_line}") from err
         raise
     logger.info(
         "Loaded %s (%s, %s) with a %d-class head %s.",
