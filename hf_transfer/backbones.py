@@ -136,7 +136,11 @@ BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
     ),
     "wav2vec2": BackboneFamily("audio", "facebook/wav2vec2-base", "wav2vec2", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
     "hubert": BackboneFamily("audio", "facebook/hubert-base-ls960", "hubert", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
-    "wavlm": BackboneFamily("audio", "microsoft/wavlm-base-plus", "wavlm", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
+    "wavlm": BackboneFamily(
+        "audio", "microsoft/wavlm-base-plus", "wavlm", "AutoModelForAudioClassification", "AutoFeatureExtractor",
+        "feed-forward (intermediate_dense, output_dense)",
+        "its attention passes q/k/v/out weights to F.multi_head_attention_forward, so LoRA cannot go there",
+    ),
     "bert": BackboneFamily("text", "google-bert/bert-base-uncased", "bert", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION),
     "roberta": BackboneFamily("text", "FacebookAI/roberta-base", "roberta", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION),
     "distilbert": BackboneFamily(
@@ -147,6 +151,20 @@ BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
         "a BertModel checkpoint: the classification head is added fresh",
     ),
 }
+
+
+def supported_backbones_markdown() -> str:
+    """:data:`BACKBONE_FAMILIES` as the README's "Supported backbones" Markdown table."""
+    rows = [
+        "| Family | Modality | Example checkpoint | Loaded with | Preprocessor | LoRA targets (auto) | Notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in BACKBONE_FAMILIES.items():
+        rows.append(
+            f"| {name} | {f.modality} | `{f.example_checkpoint}` | {f.auto_class} | {f.processor_class} "
+            f"| {f.lora_policy} | {f.notes} |"
+        )
+    return "\n".join(rows)
 
 
 def _class_names(entry: str | tuple[str, ...]) -> tuple[str, ...]:

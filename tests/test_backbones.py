@@ -26,6 +26,7 @@ from hf_transfer.backbones import (
     classification_head_modules,
     detect_modality,
     load_backbone,
+    supported_backbones_markdown,
 )
 from hf_transfer.lora_targets import discover_lora_targets
 
@@ -477,6 +478,8 @@ def test_backbone_family_registry_is_consistent():
         assert hasattr(transformers, family.auto_class.split()[0]) and hasattr(transformers, family.processor_class.split()[0])
         assert "/" in family.example_checkpoint
         assert detect_modality(AutoConfig.for_model(family.model_type)) == family.modality, name
+    table = supported_backbones_markdown().splitlines()
+    assert len(table) == 2 + len(BACKBONE_FAMILIES) and "`timm/resnet50.a1_in1k`" in "\n".join(table)
 
 
 def _save_more(family: str, path: Path) -> None:
