@@ -20,6 +20,8 @@ The classification head is always excluded: it is trained fully (``modules_to_sa
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 
 from torch import nn
@@ -39,6 +41,25 @@ def _in_attention_block(name: str) -> bool:
     return any("attn" in part.lower() or "attention" in part.lower() for part in name.split(".")[:-1])
 
 
+@functools.lru_cache(maxsize=None)
+def _calls_fused_attention(cls: type) -> bool:
+    try:
+        return "multi_head_attention_forward" in inspect.getsource(cls)
+    except (OSError, TypeError):
+        return False
+
+
+def _bypassed(model: nn.Module, name: str) -> bool:
+    """True for Linear layers whose parent hands their ``.weight`` to ``F.multi_head_attention_forward``.
+
+    ``nn.MultiheadAttention`` and WavLM's attention never call these modules, so a LoRA layer there
+    would silently do nothing.
+    """
+    parent_name = name.rpartition(".")[0]
+    parent = model.get_submodule(parent_name) if parent_name else model
+    return isinstance(parent, nn.MultiheadAttention) or _calls_fused_attention(type(parent))
+
+
 def _is_under(name: str, prefixes: list[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
@@ -47,6 +68,9 @@ def _select(model: nn.Module, policy: str, rank: int, exclude: list[str]) -> lis
     selected = []
     for name, module in model.named_modules():
         if not name or _is_under(name, exclude):
+            continue
+        if isinstance(module, nn.Linear) and _bypassed(model, name):
+            logger.info("LoRA skips %s: its parent uses fused multi-head attention and never calls it", name)
             continue
         if policy == "attention" and isinstance(module, nn.Linear) and _in_attention_block(name):
             selected.append(name)

@@ -166,16 +166,21 @@ class DomainAdaptationModel(nn.Module):
         ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
         a comma-separated string or a list of module names.
         """
+        from .backbones import classification_head_modules
+
         classifier_name = find_classifier(backbone)
         feature_dim = _first_linear(backbone.get_submodule(classifier_name)).in_features
-        targets = _resolve_targets(backbone, lora_target_modules, lora_r, classifier_name)
+        # Everything from_pretrained initialises fresh (wav2vec2's projector, DistilBERT's pre_classifier)
+        # is trained and saved, not left frozen at random values that differ on every reload.
+        head = sorted(set(classification_head_modules(backbone)) | {classifier_name})
+        targets = _resolve_targets(backbone, lora_target_modules, lora_r, head)
         base_name = base_model_name_or_path or getattr(backbone.config, "_name_or_path", None) or None
         lora_config = LoraConfig(
             r=lora_r,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,
             target_modules=targets,
-            modules_to_save=[classifier_name],
+            modules_to_save=head,
             base_model_name_or_path=base_name,
         )
         peft_model = get_peft_model(backbone, lora_config)
@@ -234,6 +239,21 @@ class DomainAdaptationModel(nn.Module):
         discriminator.requires_grad_(is_trainable)
         model = cls(peft_model, discriminator, meta["classifier"], metadata=meta)
         return model.train(is_trainable) if is_trainable else model.eval()
+
+    def train(self, mode: bool = True) -> "DomainAdaptationModel":
+        """Train mode, except frozen BatchNorm layers: their running statistics are base weights too.
+
+        They are not part of the saved adapter, so letting them drift would make a reloaded model
+        differ from the trained one (ResNets, timm CNNs).
+        """
+        super().train(mode)
+        if mode:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters(recurse=False)
+                ):
+                    module.eval()
+        return self
 
     # -- forward --------------------------------------------------------------------------------
 
@@ -362,8 +382,8 @@ def _load_base_model(meta: dict[str, Any], *, trust_remote_code: bool = False, *
     return backbone.model
 
 
-def _resolve_targets(backbone: nn.Module, spec: str | list[str] | None, rank: int, classifier_name: str) -> list[str]:
+def _resolve_targets(backbone: nn.Module, spec: str | list[str] | None, rank: int, head: list[str]) -> list[str]:
     if spec is None or (isinstance(spec, str) and is_lora_policy(spec)):
-        return discover_lora_targets(backbone, spec or "auto", rank=rank, exclude=[classifier_name])
+        return discover_lora_targets(backbone, spec or "auto", rank=rank, exclude=head)
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     return [n for n in names if n]

@@ -273,21 +273,7 @@ def _train_args(tmp_path: Path):
     )
 
 
-# Engine gaps (hf_transfer/modeling.py), found by these tests; strict, so they flag the fix when it lands:
-_BN_DRIFT = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="modeling.py: frozen BatchNorm running stats move in train mode and are not saved with the adapter, "
-    "so the reloaded model's logits differ (fix: keep frozen BN layers in eval mode in DomainAdaptationModel.train)",
-)
-_PROJECTOR_FROZEN = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="modeling.py: modules_to_save=[classifier] leaves wav2vec2's fresh 'projector' frozen at random values "
-    "(fix: modules_to_save=classification_head_modules(backbone))",
-)
-_MARKS = {"resnet": _BN_DRIFT, "timm-resnet": _BN_DRIFT, "wav2vec2": _PROJECTOR_FROZEN}
-
-
-@pytest.mark.parametrize("family", [pytest.param(f, marks=_MARKS.get(f, ())) for f in FAMILIES])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_family_trains_with_lora_and_dann_and_reloads(family, checkpoint, tmp_path):
     from hf_transfer.modeling import DomainAdaptationModel
     from hf_transfer.trainer import DomainAdaptationTrainer
@@ -506,15 +492,8 @@ def _save_more(family: str, path: Path) -> None:
     processor.save_pretrained(path)
 
 
-_WAVLM_BYPASS = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="lora_targets.py: WavLM attention feeds q/k/v/out_proj.weight straight to F.multi_head_attention_forward, "
-    "so LoRA on them is never called (fix: skip Linear children of fused-attention modules)",
-)
-
-
 @pytest.mark.parametrize(("family", "modality"), [("beit", "image"), ("dinov2", "image"), ("hubert", "audio"),
-                                                  pytest.param("wavlm", "audio", marks=_WAVLM_BYPASS), ("bert", "text")])
+                                                  ("wavlm", "audio"), ("bert", "text")])
 def test_other_registry_families_load_and_adapt(family, modality, tmp_path):
     """Load-and-step check (no Trainer) for the registry families the full test above does not train."""
     from hf_transfer.modeling import DomainAdaptationModel
