@@ -1,0 +1,34 @@
+import json
+
+import numpy as np
+
+from hf_transfer.demo import DemoSettings, make_digit_domains, run_demo
+
+
+def test_demo_domains_are_disjoint_shifted_and_split():
+    domains = make_digit_domains(seed=0)
+    sizes = [len(domains.source_train), len(domains.source_test), len(domains.target_train), len(domains.target_test)]
+    assert sum(sizes) == 1797 and min(sizes) > 100
+    source = np.stack([e["pixel_values"].numpy() for e in domains.source_train])
+    target = np.stack([e["pixel_values"].numpy() for e in domains.target_train])
+    # source is grey (equal channels), the target is coloured and brighter in the background
+    assert np.allclose(source[:, 0], source[:, 1]) and not np.allclose(target[:, 0], target[:, 1])
+    assert target.mean() > source.mean() + 0.1
+    assert {e["labels"] for e in domains.target_test} == set(range(10))
+
+
+def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
+    settings = DemoSettings(hidden_size=32, num_layers=1, pretrain_epochs=1, adapt_steps=3, batch_size=16)
+    results = run_demo(output_dir=tmp_path, seed=0, settings=settings)
+    printed = capsys.readouterr().out
+    assert "| dann" in printed and "| source_only" in printed and "target" in printed
+    for method in ("source_only", "dann"):
+        for key in ("source_accuracy", "target_accuracy", "target_f1"):
+            assert 0.0 <= results[method][key] <= 1.0
+    adapter = tmp_path / "dann"
+    assert (adapter / "adapter_model.safetensors").exists() and (adapter / "domain_discriminator.safetensors").exists()
+    info = json.loads((adapter / "domain_adaptation.json").read_text())
+    assert info["baseline"]["method"] == "source_only"
+    card = (adapter / "README.md").read_text()
+    assert "domain-adaptation" in card and str(tmp_path) not in card
+    assert json.loads((tmp_path / "demo_results.json").read_text())["seed"] == 0
