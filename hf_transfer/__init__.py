@@ -19,12 +19,18 @@ _LAZY = {
     "DomainAdaptationArguments": "hf_transfer.training_args",
     "grl_lambda": "hf_transfer.alignment.schedules",
     "discover_lora_targets": "hf_transfer.lora_targets",
+    "load_backbone": "hf_transfer.backbones",
+    "push_to_hub": "hf_transfer.hub",
+    "load_adapted_model": "hf_transfer.hub",
+    "download_adapted_model": "hf_transfer.hub",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .alignment.schedules import grl_lambda
+    from .backbones import load_backbone
+    from .hub import download_adapted_model, load_adapted_model, push_to_hub
     from .lora_targets import discover_lora_targets
     from .modeling import DomainAdaptationModel, DomainAdaptationOutput
     from .trainer import DomainAdaptationTrainer
