@@ -16,6 +16,7 @@ from .data import (
     align_labels,
     build_transform,
     check_modality,
+    dataloader_settings,
     infer_modality,
     load_domain,
     parse_label_mapping,
@@ -141,6 +142,9 @@ def run_training(
     )
     model.metadata["source_domain"] = _domain_description(source_args)
     model.metadata["target_domain"] = _domain_description(target_args)
+    if training_args.dataloader_num_workers == 0 and modality != "text":
+        # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
+        training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
     trainer = DomainAdaptationTrainer(
         model=model,
         args=training_args,
