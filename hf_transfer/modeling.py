@@ -32,6 +32,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .alignment import DomainAdversarialLoss, DomainDiscriminator
+from .backbones import TASK_BY_MODALITY, classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
 from .utils.io import atomic_directory_update, write_json_atomic
 
@@ -41,7 +42,6 @@ DISCRIMINATOR_WEIGHTS_NAME = "domain_discriminator.safetensors"
 DOMAIN_ADAPTATION_CONFIG_NAME = "domain_adaptation.json"
 _CLASSIFIER_ATTRIBUTES = ("classifier", "score", "fc", "head", "cls_head")
 _MODALITY_BY_INPUT = {"pixel_values": "image", "input_values": "audio", "input_features": "audio", "input_ids": "text"}
-TASK_BY_MODALITY = {"image": "image-classification", "audio": "audio-classification", "text": "text-classification"}
 
 
 class MissingClassifierError(ValueError):
@@ -166,8 +166,6 @@ class DomainAdaptationModel(nn.Module):
         ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
         a comma-separated string or a list of module names.
         """
-        from .backbones import classification_head_modules
-
         classifier_name = find_classifier(backbone)
         feature_dim = _first_linear(backbone.get_submodule(classifier_name)).in_features
         # Everything from_pretrained initialises fresh (wav2vec2's projector, DistilBERT's pre_classifier)
@@ -364,8 +362,6 @@ class DomainAdaptationModel(nn.Module):
 
 def _load_base_model(meta: dict[str, Any], *, trust_remote_code: bool = False, **hub_kwargs: Any) -> PreTrainedModel:
     """The base checkpoint named in ``domain_adaptation.json``, with the adapted label set."""
-    from .backbones import load_backbone
-
     if not meta.get("base_model"):
         raise ValueError(
             "This adapter does not record its base model; pass base_model= (the backbone it was trained on)."

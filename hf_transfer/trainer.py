@@ -27,6 +27,7 @@ from transformers import Trainer, TrainerCallback
 
 from .alignment.schedules import grl_lambda
 from .data.collator import DomainBatchCollator
+from .data.labels import label_names
 from .data.pairing import SourceTargetDataset, has_labels
 from .metrics import ClassificationMetrics
 from .modeling import DISCRIMINATOR_WEIGHTS_NAME, DomainAdaptationModel
@@ -47,17 +48,6 @@ class _TargetCycleCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.dataset.set_epoch(int(state.epoch or 0))
-
-
-def _label_names(dataset: Any) -> list[str] | None:
-    features = getattr(dataset, "features", None)
-    if not features:
-        return None
-    for column in ("label", "labels"):
-        feature = features.get(column)
-        if feature is not None and getattr(feature, "names", None):
-            return list(feature.names)
-    return None
 
 
 class DomainAdaptationTrainer(Trainer):
@@ -133,7 +123,7 @@ class DomainAdaptationTrainer(Trainer):
             raise ValueError("The source dataset is empty (or missing): pass labelled source examples.")
         if target is None or len(target) == 0:
             raise ValueError("The target dataset is empty (or missing): pass at least one target example.")
-        source_names, target_names = _label_names(source), _label_names(target)
+        source_names, target_names = label_names(source), label_names(target)
         if source_names and target_names and source_names != target_names:
             raise ValueError(
                 f"Label sets differ between domains: source {source_names} vs target {target_names}. "

@@ -8,16 +8,21 @@ conventions), so labels are matched by *name*, and the source's
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from datasets import ClassLabel, Dataset, Value
 
 logger = logging.getLogger(__name__)
 
 
-def label_names(dataset: Dataset) -> list[str] | None:
-    """Class names of ``dataset["label"]``, or None for an unlabelled domain."""
-    feature = dataset.features.get("label")
-    return list(feature.names) if isinstance(feature, ClassLabel) else None
+def label_names(dataset: Any) -> list[str] | None:
+    """Class names of the ``label`` (or ``labels``) ClassLabel column; None when unlabelled or not a ``datasets`` set."""
+    features = getattr(dataset, "features", None) or {}
+    for column in ("label", "labels"):
+        feature = features.get(column)
+        if isinstance(feature, ClassLabel):
+            return list(feature.names)
+    return None
 
 
 def parse_label_mapping(text: str | None) -> dict[str, str] | None:
