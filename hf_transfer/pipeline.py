@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cards import is_hub_id
 from .data import (
     DomainDataArguments,
     align_labels,
@@ -57,9 +58,9 @@ class TargetDataArguments(DomainDataArguments):
 
 
 def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
-    is_local = os.path.exists(args.dataset) or os.sep in args.dataset and not args.dataset.count("/") == 1
+    on_hub = is_hub_id(args.dataset) and not os.path.exists(args.dataset)
     return {
-        "dataset": None if is_local else args.dataset,
+        "dataset": args.dataset if on_hub else None,  # local paths never reach the card
         "config": args.config,
         "split": args.split,
         "description": args.description,
