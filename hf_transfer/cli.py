@@ -173,16 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 
+    from .hub import add_push_arguments
+
     push = sub.add_parser("push", help="Push an adapted model folder to the Hub in one commit, with its model card.")
-    push.add_argument("output_dir")
-    push.add_argument("repo_id")
-    push.add_argument("--base-model-repo-id", default=None, help="Hub id of the base model when it was a local folder.")
-    push.add_argument("--private", action="store_true")
-    push.add_argument("--revision", default=None)
-    push.add_argument("--create-pr", action="store_true")
-    push.add_argument("--commit-message", default=None)
-    push.add_argument("--no-discriminator", action="store_true", help="Leave domain_discriminator.safetensors out.")
-    push.add_argument("--domain", default=None, help="Card section: medical, finance, speech or generic.")
+    add_push_arguments(push)
     push.set_defaults(func=_push)
     return parser
 

@@ -305,6 +305,6 @@ def format_results(results: dict[str, Any], output_dir: Path) -> str:
         f"(seed {results['seed']}, {results['seconds']} s).",
         f"Adapter + discriminator + domain_adaptation.json: {output_dir / 'dann'}",
         f"Model card: {output_dir / 'dann' / 'README.md'} (push with: hf-transfer push {output_dir / 'dann'} USER/REPO "
-        "--base-model-repo-id USER/BASE)",
+        "--base-model-repo-id USER/BASE --push-base-model)",
     ]
     return "\n".join(rows)

@@ -509,6 +509,12 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("output_dir", help="Directory written by the trainer's save_model")
     parser.add_argument("repo_id", help="Target repo, e.g. my-user/vit-dann-office31")
     parser.add_argument("--base-model-repo-id", default=None, help="Hub id of the base model if trained from a local path")
+    parser.add_argument(
+        "--push-base-model",
+        action="store_true",
+        help="Also push the local base checkpoint the adapter was trained from (e.g. the demo's source-pretrained "
+        "backbone) to --base-model-repo-id first, in its own commit",
+    )
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", default=None, help="Branch to push to (created if missing)")
     parser.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing")
@@ -533,9 +539,13 @@ def main_push(
     domain: str = "generic",
     license: str | None = None,
     overwrite: bool = False,
+    push_base: bool = False,
 ) -> int:
     """argparse-free entry point: push, print the commit/PR URL, return an exit code (no token output)."""
     try:
+        if push_base:
+            base_info = _push_local_base(output_dir, base_model_repo_id, private=private)
+            print(base_info.commit_url)
         info = push_to_hub(
             output_dir, repo_id, base_model_repo_id=base_model_repo_id, private=private, revision=revision,
             create_pr=create_pr, commit_message=commit_message, include_discriminator=include_discriminator,
@@ -546,6 +556,19 @@ def main_push(
         return 1
     print(info.pr_url or info.commit_url)
     return 0
+
+
+def _push_local_base(output_dir: str, base_model_repo_id: str | None, *, private: bool) -> CommitInfo:
+    """Push the local base checkpoint named in the adapter config to ``base_model_repo_id``."""
+    if not base_model_repo_id:
+        raise HubPushError("--push-base-model needs --base-model-repo-id (where the base checkpoint goes).")
+    base = _read_json(check_output_dir(output_dir) / ADAPTER_CONFIG).get("base_model_name_or_path") or ""
+    if not Path(base).is_dir():
+        raise HubPushError(
+            "--push-base-model: the adapter's base model is not a local checkpoint folder on this machine; "
+            "drop the flag and pass the base's Hub id with --base-model-repo-id."
+        )
+    return push_base_model(base, base_model_repo_id, private=private)
 
 
 def push_command(args: argparse.Namespace) -> int:
@@ -562,6 +585,7 @@ def push_command(args: argparse.Namespace) -> int:
         domain=getattr(args, "domain", None) or "generic",
         license=getattr(args, "license", None),
         overwrite=getattr(args, "overwrite", False),
+        push_base=getattr(args, "push_base_model", False),
     )
 
 

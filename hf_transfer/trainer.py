@@ -20,6 +20,7 @@ import logging
 import math
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -259,6 +260,87 @@ class DomainAdaptationTrainer(Trainer):
     def _load_best_model(self) -> None:
         logger.info("Loading best model from %s (score: %s).", self.state.best_model_checkpoint, self.state.best_metric)
         self.accelerator.unwrap_model(self.model).load_adapter_weights(self.state.best_model_checkpoint)
+
+    # -- Hub ----------------------------------------------------------------------------------------
+    # push_to_hub=True keeps the Trainer's workflow (push on save_model / every checkpoint save unless
+    # hub_strategy="end") but every upload is hf_transfer.hub.push_to_hub: one atomic commit holding the adapter,
+    # processor, discriminator, run info and a domain-aware card, with Hub ids only (no local paths).
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        """Resolve ``hub_model_id`` to ``namespace/name``; the repo itself is created by the first push."""
+        if not self.is_world_process_zero():
+            return
+        from huggingface_hub import HfApi
+
+        from .hub import _resolve_token
+
+        repo_id = self.args.hub_model_id or Path(self.args.output_dir).absolute().name
+        if "/" not in repo_id:
+            token = _resolve_token(token if token is not None else self.args.hub_token)
+            repo_id = f"{HfApi(token=token).whoami()['name']}/{repo_id}"
+        self.hub_model_id = repo_id
+        self.push_in_progress = None
+
+    def _hub_push(self, folder: str, commit_message: str, *, token=None, revision=None, private=None):
+        from .hub import push_to_hub
+
+        args = self.args
+        return push_to_hub(
+            folder,
+            self.hub_model_id,
+            base_model_repo_id=args.hub_base_model_repo_id,
+            private=bool(args.hub_private_repo) if private is None else private,
+            revision=revision if revision is not None else args.hub_revision,
+            commit_message=commit_message,
+            include_discriminator=args.hub_include_discriminator,
+            token=token if token is not None else args.hub_token,
+            domain=args.hub_card_domain,
+            license=args.hub_license,
+        )
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ):
+        """Save the model to ``output_dir`` and push it in one commit (see :func:`hf_transfer.hub.push_to_hub`).
+
+        Always blocking (a single commit is what keeps a failed push from changing the remote). Card fields come
+        from the run itself; ``hub_card_domain``/``hub_license`` choose the card's section and licence.
+        """
+        if kwargs:
+            logger.warning("push_to_hub: ignoring %s (the card is built from the run's own metadata).", sorted(kwargs))
+        if not blocking:
+            logger.info("push_to_hub: hf_transfer pushes are always blocking (one atomic commit).")
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        return self._hub_push(
+            self.args.output_dir, commit_message or "End of training", token=token, revision=revision, private=private
+        )
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """At each checkpoint save (unless ``hub_strategy="end"``) push that checkpoint's adapter as the model.
+
+        A failed intermediate push is logged and training goes on; the final push raises. Optimizer state is not
+        uploaded (resume from the local checkpoint).
+        """
+        if not self.is_world_process_zero() or self.args.hub_strategy == "end":
+            return
+        from .hub import HubPushError
+
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        try:
+            self._hub_push(checkpoint_folder, f"Training in progress, step {self.state.global_step}")
+        except HubPushError as exc:
+            logger.warning("Checkpoint push at step %d failed (training continues): %s", self.state.global_step, exc)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

@@ -68,6 +68,20 @@ class DomainAdaptationArguments(TrainingArguments):
             "'all-linear') or comma-separated module names."
         },
     )
+    # Hub push (push_to_hub=True / trainer.push_to_hub() go through hf_transfer.hub.push_to_hub: one commit,
+    # domain-aware card, Hub ids only):
+    hub_base_model_repo_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub id of the base model when training started from a local checkpoint."},
+    )
+    hub_card_domain: str = field(
+        default="generic",
+        metadata={"help": "Model card section: 'generic', 'medical', 'finance' or 'speech'."},
+    )
+    hub_include_discriminator: bool = field(
+        default=True, metadata={"help": "Upload domain_discriminator.safetensors so others can continue adapting."}
+    )
+    hub_license: str | None = field(default=None, metadata={"help": "License written into the model card."})
     # Trainer defaults that differ for domain adaptation:
     remove_unused_columns: bool = field(
         default=False,
@@ -85,6 +99,10 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
         if self.num_target_labels < 0:
             raise ValueError(f"num_target_labels must be >= 0, got {self.num_target_labels}.")
+        from .cards import DOMAINS
+
+        if self.hub_card_domain not in DOMAINS:
+            raise ValueError(f"hub_card_domain must be one of {DOMAINS}, got {self.hub_card_domain!r}.")
         if self.label_names is None:
             self.label_names = ["labels"]
         if self.dataloader_pin_memory and not _has_accelerator():
