@@ -316,6 +316,7 @@ def load_backbone(
     cache_dir: str | os.PathLike | None = None,
     processor: Any = None,
     load_processor: bool = True,
+    random_init: bool = False,
     **model_kwargs: Any,
 ) -> Backbone:
     """Load ``name_or_path`` as a classifier over ``label_names``, with its preprocessor.
@@ -329,6 +330,8 @@ def load_backbone(
         trust_remote_code: off by default; only then may ``config.auto_map`` code run.
         processor: use this preprocessor instead of loading the checkpoint's.
         load_processor: ``False`` skips the preprocessor (``Backbone.processor`` is then ``processor``).
+        random_init: build the architecture from ``config.json`` with random weights (no weights file
+            needed): the starting point of a source-pretraining stage when no pretrained checkpoint exists.
         **model_kwargs: extra ``from_pretrained`` arguments (``dtype``, ``attn_implementation``, ...).
 
     Raises:
@@ -355,7 +358,8 @@ def load_backbone(
     _set_labels(config, labels)
     resolved = detect_modality(config, modality, trust_remote_code=trust_remote_code)
     _fix_timm_config(config)
-    _refuse_pickle_only(name_or_path)
+    if not random_init:
+        _refuse_pickle_only(name_or_path)
 
     # Processor first: it is cheap, and a missing one should fail before the weights load.
     if processor is None and load_processor:
@@ -364,6 +368,11 @@ def load_backbone(
         _ensure_padding(processor, config)
 
     model_class = _model_class(config, resolved, trust_remote_code)
+    if random_init:
+        model = model_class(config)
+        logger.info("Built %s from %s with random weights.", type(model).__name__, name_or_path)
+        return Backbone(model=model, processor=processor, modality=resolved, task=TASK_BY_MODALITY[resolved],
+                        name_or_path=name_or_path, model_type=getattr(config, "model_type", ""))
     try:
         model = model_class.from_pretrained(
             name_or_path,

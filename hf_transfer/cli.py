@@ -1,9 +1,11 @@
 """``hf-transfer``: train | evaluate | demo | push.
 
 ``hf-transfer train CONFIG.yaml --training.max_steps 200 --source.dataset data/a`` reads a YAML
-(or JSON) file with the sections ``model``, ``source``, ``target`` and ``training``; each section
-is parsed by ``HfArgumentParser`` into its dataclass, and ``--section.field value`` overrides any
-field. ``hf-transfer train --help`` lists every field.
+(or JSON) file with the sections ``model``, ``source``, ``target``, ``training`` and (optional)
+``pretraining``; each section is parsed by ``HfArgumentParser`` into its dataclass, and
+``--section.field value`` overrides any field. ``hf-transfer train --help-fields`` lists every field.
+String values may use ``${VAR}`` or ``${VAR:-default}`` (environment variables), so a recipe can
+point at data whose location differs per machine.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("model", "source", "target", "training")
+SECTIONS = ("model", "source", "target", "training", "pretraining")
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _section_classes() -> dict[str, type]:
-    from .pipeline import ModelArguments, SourceDataArguments, TargetDataArguments
+    from .pipeline import ModelArguments, SourceDataArguments, SourcePretrainingArguments, TargetDataArguments
     from .training_args import DomainAdaptationArguments
 
     return {
@@ -27,7 +32,31 @@ def _section_classes() -> dict[str, type]:
         "source": SourceDataArguments,
         "target": TargetDataArguments,
         "training": DomainAdaptationArguments,
+        "pretraining": SourcePretrainingArguments,
     }
+
+
+def expand_env(value: Any, where: str = "config") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in strings (recursively); an unset VAR without default is an error."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ and os.environ[name] != "":
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ValueError(
+            f"{where} uses ${{{name}}} but the environment variable {name} is not set: export {name}=... "
+            f"(see the recipe's README) or override the field with --{where} VALUE."
+        )
+
+    return _ENV_REFERENCE.sub(substitute, value)
 
 
 def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -45,7 +74,7 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     unknown = set(config) - set(SECTIONS)
     if unknown:
         raise ValueError(f"Unknown config section(s) {sorted(unknown)} in {path}; expected {list(SECTIONS)}.")
-    return {section: dict(config.get(section) or {}) for section in SECTIONS}
+    return {section: expand_env(dict(config.get(section) or {}), section) for section in SECTIONS}
 
 
 def _to_argv(values: dict[str, Any]) -> list[str]:
@@ -63,7 +92,7 @@ def _to_argv(values: dict[str, Any]) -> list[str]:
 
 
 def parse_train_arguments(config_path: str | None, overrides: list[str]) -> tuple[Any, ...]:
-    """Config file + ``--section.field value`` overrides → (model, source, target, training) dataclasses."""
+    """Config file + ``--section.field value`` overrides → (model, source, target, training, pretraining)."""
     from transformers import HfArgumentParser
 
     config = load_config(config_path) if config_path else {s: {} for s in SECTIONS}
@@ -110,8 +139,8 @@ def _train(ns: argparse.Namespace, rest: list[str]) -> int:
         return 0
     from .pipeline import run_training
 
-    model_args, source_args, target_args, training_args = parse_train_arguments(ns.config, rest)
-    metrics = run_training(model_args, source_args, target_args, training_args)
+    model_args, source_args, target_args, training_args, pretraining_args = parse_train_arguments(ns.config, rest)
+    metrics = run_training(model_args, source_args, target_args, training_args, pretraining_args)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"Adapted model saved to {training_args.output_dir}")
     return 0

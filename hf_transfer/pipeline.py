@@ -45,6 +45,39 @@ class ModelArguments:
     skip_bad_examples: bool = field(
         default=False, metadata={"help": "Skip unreadable files (listed in a warning) instead of stopping."}
     )
+    allow_missing_target_labels: bool = field(
+        default=False,
+        metadata={"help": "Allow a target (train) split that lacks some source classes, e.g. a class with one image."},
+    )
+    random_init: bool = field(
+        default=False,
+        metadata={
+            "help": "Build the architecture from model_name_or_path's config.json with random weights (no weights "
+            "needed); use with a pretraining stage (pretraining.epochs > 0)."
+        },
+    )
+    image_augmentation: str = field(
+        default="none",
+        metadata={
+            "help": "Augment labelled source images: 'none', 'flip' (flips + 90° turns), 'color' (flip + "
+            "brightness/contrast/saturation) or 'stain' (color + HED stain jitter, for histology/cytology)."
+        },
+    )
+
+
+@dataclass
+class SourcePretrainingArguments:
+    """Optional first stage: fully fine-tune the backbone on the labelled source, then adapt from it."""
+
+    epochs: float = field(default=0.0, metadata={"help": "Source pretraining epochs; 0 skips the stage."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of the pretraining stage."})
+    batch_size: int = field(default=64, metadata={"help": "Per-device batch size of the pretraining stage."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the pretraining stage."})
+    warmup_steps: float = field(default=0, metadata={"help": "Linear warmup steps (a float < 1 is a fraction of the stage)."})
+    output_subdir: str = field(
+        default="source-pretrained",
+        metadata={"help": "Where (under training.output_dir) the pretrained backbone is saved with save_pretrained."},
+    )
 
 
 @dataclass
@@ -76,8 +109,14 @@ def run_training(
     source_args: DomainDataArguments,
     target_args: DomainDataArguments,
     training_args: Any,
+    pretraining_args: SourcePretrainingArguments | None = None,
 ) -> dict[str, float]:
-    """Train, evaluate per domain, and save the adapted model to ``training_args.output_dir``."""
+    """Train, evaluate per domain, and save the adapted model to ``training_args.output_dir``.
+
+    With ``pretraining_args.epochs > 0`` the backbone is first fully fine-tuned on the source
+    (:func:`~hf_transfer.pretraining.pretrain_on_source`), saved under ``output_dir`` and adapted from there.
+    """
+    from .data import build_image_augmentation
     from .backbones import load_backbone
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
@@ -93,7 +132,8 @@ def run_training(
         )
     mapping = parse_label_mapping(model_args.label_mapping) if model_args.label_mapping else None
     source, target, names = align_labels(
-        source, target, label_mapping=mapping, allow_extra_target_labels=model_args.allow_extra_target_labels
+        source, target, label_mapping=mapping, allow_extra_target_labels=model_args.allow_extra_target_labels,
+        allow_missing_target_labels=model_args.allow_missing_target_labels,
     )
     evals = {}
     for domain, args in (("source", source_args), ("target", target_args)):
@@ -112,14 +152,19 @@ def run_training(
         modality=modality,
         revision=model_args.revision,
         trust_remote_code=model_args.trust_remote_code,
+        random_init=model_args.random_init,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
-    transform = build_transform(
-        backbone.processor,
-        modality,
+    if model_args.image_augmentation != "none" and modality != "image":
+        raise ValueError(f"image_augmentation={model_args.image_augmentation!r} needs images; the data is {modality}.")
+    transform_kwargs = dict(
         max_length=model_args.max_length,
         max_duration_s=model_args.max_duration_s,
         skip_bad_examples=model_args.skip_bad_examples,
+    )
+    transform = build_transform(backbone.processor, modality, **transform_kwargs)
+    source_transform = build_transform(
+        backbone.processor, modality, augment=build_image_augmentation(model_args.image_augmentation), **transform_kwargs
     )
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
     ready = {}
@@ -128,7 +173,18 @@ def run_training(
             dataset, report = scan_domain(dataset, modality, skip_bad_examples=model_args.skip_bad_examples)
             if report.num_bad:
                 logger.warning("%s: %s", name, report.summary())
-        ready[name] = dataset.with_transform(transform)
+        ready[name] = dataset.with_transform(source_transform if name == "source" else transform)
+    if modality != "text" and training_args.dataloader_num_workers == 0:
+        # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
+        training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
+
+    base_model_name_or_path = model_args.model_name_or_path
+    if pretraining_args is not None and pretraining_args.epochs > 0:
+        base_dir = _pretrain_backbone(backbone, ready, pretraining_args, training_args)
+        backbone = load_backbone(base_dir, label_names=names, modality=modality)
+        base_model_name_or_path = str(base_dir)
+    elif model_args.random_init:
+        logger.warning("random_init without a pretraining stage: LoRA will adapt a randomly initialised backbone.")
 
     model = DomainAdaptationModel.from_backbone(
         backbone.model,
@@ -139,13 +195,10 @@ def run_training(
         discriminator_hidden_size=training_args.discriminator_hidden_size,
         discriminator_num_layers=training_args.discriminator_num_layers,
         discriminator_dropout=training_args.discriminator_dropout,
-        base_model_name_or_path=model_args.model_name_or_path,
+        base_model_name_or_path=base_model_name_or_path,
     )
     model.metadata["source_domain"] = _domain_description(source_args)
     model.metadata["target_domain"] = _domain_description(target_args)
-    if training_args.dataloader_num_workers == 0 and modality != "text":
-        # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
-        training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
     trainer = DomainAdaptationTrainer(
         model=model,
         args=training_args,
@@ -159,3 +212,43 @@ def run_training(
     metrics = trainer.evaluate() if trainer.eval_dataset else {}
     trainer.save_model(training_args.output_dir)
     return metrics
+
+
+def _pretrain_backbone(backbone, ready: dict[str, Any], pretraining_args: SourcePretrainingArguments, training_args):
+    """Stage 1: full fine-tuning on the (augmented) labelled source; returns the saved backbone's folder."""
+    from transformers import TrainingArguments
+
+    from .data import DomainBatchCollator
+    from .pretraining import pretrain_on_source
+
+    base_dir = os.path.join(training_args.output_dir, pretraining_args.output_subdir)
+    args = TrainingArguments(
+        output_dir=base_dir,
+        num_train_epochs=pretraining_args.epochs,
+        learning_rate=pretraining_args.learning_rate,
+        per_device_train_batch_size=pretraining_args.batch_size,
+        per_device_eval_batch_size=training_args.per_device_eval_batch_size,
+        weight_decay=pretraining_args.weight_decay,
+        warmup_steps=pretraining_args.warmup_steps,
+        seed=training_args.seed,
+        report_to=training_args.report_to,
+        logging_steps=training_args.logging_steps,
+        save_strategy="no",
+        remove_unused_columns=False,
+        dataloader_num_workers=training_args.dataloader_num_workers,
+        dataloader_pin_memory=training_args.dataloader_pin_memory,
+        disable_tqdm=training_args.disable_tqdm,
+        use_cpu=training_args.use_cpu,
+    )
+    metrics = pretrain_on_source(
+        backbone.model,
+        ready["source"],
+        args,
+        eval_dataset=ready.get("eval_source"),
+        processor=backbone.processor,
+        data_collator=DomainBatchCollator.for_processor(backbone.processor),
+        save_directory=base_dir,
+    )
+    if metrics:
+        logger.info("Source pretraining: held-out source accuracy %.4f", metrics.get("eval_accuracy", float("nan")))
+    return base_dir

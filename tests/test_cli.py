@@ -53,7 +53,7 @@ def tiny_setup(tmp_path):
 
 def test_yaml_config_and_dotted_overrides_are_parsed_by_hfargumentparser(tiny_setup):
     _, path = tiny_setup
-    model, source, target, training = parse_train_arguments(
+    model, source, target, training, _ = parse_train_arguments(
         str(path), ["--training.max_steps", "7", "--training.method=source_only", "--model.trust_remote_code", "false"]
     )
     assert training.max_steps == 7 and training.method == "source_only"
@@ -91,3 +91,59 @@ def test_help_lists_subcommands():
     help_text = build_parser().format_help()
     for command in ("train", "evaluate", "demo", "push"):
         assert command in help_text
+
+
+def test_config_expands_environment_variables(tiny_setup, monkeypatch):
+    from hf_transfer.cli import expand_env
+
+    tmp_path, path = tiny_setup
+    config = yaml.safe_load(path.read_text())
+    config["source"]["dataset"] = "${HFT_TEST_DATA}/source"
+    config["target"]["dataset"] = "${HFT_TEST_TARGET:-" + str(tmp_path / "target") + "}"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("HFT_TEST_DATA", str(tmp_path))
+    monkeypatch.delenv("HFT_TEST_TARGET", raising=False)
+    _, source, target, _, _ = parse_train_arguments(str(path), [])
+    assert source.dataset == str(tmp_path / "source") and target.dataset == str(tmp_path / "target")
+    monkeypatch.delenv("HFT_TEST_DATA")
+    with pytest.raises(ValueError, match="HFT_TEST_DATA is not set"):
+        parse_train_arguments(str(path), [])
+    assert expand_env({"a": ["${HFT_NOPE:-x}", 3]}) == {"a": ["x", 3]}
+
+
+def test_random_init_backbone_is_source_pretrained_then_adapted(tiny_setup):
+    """pretraining.epochs > 0: full fine-tuning on the source, saved, then LoRA from that checkpoint."""
+    from safetensors.torch import load_file
+
+    tmp_path, path = tiny_setup
+    vit = tmp_path / "vit"
+    (vit / "model.safetensors").unlink()  # architecture only: config.json + preprocessor
+    overrides = ["--model.random_init", "true", "--model.image_augmentation", "flip",
+                 "--pretraining.epochs", "2", "--pretraining.batch_size", "4", "--pretraining.learning_rate", "0.01"]
+    _, _, _, _, pretraining = parse_train_arguments(str(path), overrides)
+    assert pretraining.epochs == 2 and pretraining.output_subdir == "source-pretrained"
+    assert main(["train", str(path), *overrides]) == 0
+    out = tmp_path / "out"
+    pretrained = out / "source-pretrained"
+    assert (pretrained / "model.safetensors").is_file() and (pretrained / "preprocessor_config.json").is_file()
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(pretrained)
+    # the pretrained weights moved away from a fresh random init of the same config
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    fresh = ViTForImageClassification(ViTConfig.from_pretrained(vit)).state_dict()
+    trained = load_file(str(pretrained / "model.safetensors"))
+    key = "vit.embeddings.patch_embeddings.projection.weight"
+    assert not torch.allclose(fresh[key], trained[key])
+
+
+def test_random_init_without_weights_refuses_pickles_only_when_loading(tiny_setup):
+    from hf_transfer.backbones import load_backbone
+
+    tmp_path, _ = tiny_setup
+    (tmp_path / "vit" / "model.safetensors").unlink()
+    backbone = load_backbone(str(tmp_path / "vit"), label_names=["a", "b"], random_init=True)
+    assert backbone.model.config.num_labels == 2
+    with pytest.raises(Exception):
+        load_backbone(str(tmp_path / "vit"), label_names=["a", "b"])

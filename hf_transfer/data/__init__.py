@@ -13,6 +13,7 @@ Typical use::
 
 from .collator import DomainBatchCollator
 from .pairing import IGNORE_INDEX, SourceTargetDataset
+from .augmentation import AUGMENTATIONS, ImageAugmentation, build_image_augmentation
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
 from .domains import DomainDataArguments, infer_modality, load_domain
 from .image import IMAGE_EXTENSIONS, ImageDecodeError, load_image
@@ -31,6 +32,9 @@ from .preprocessing import (
 )
 
 __all__ = [
+    "AUGMENTATIONS",
+    "ImageAugmentation",
+    "build_image_augmentation",
     "IGNORE_INDEX",
     "DomainBatchCollator",
     "SourceTargetDataset",

@@ -135,6 +135,7 @@ class DomainTransform:
     max_duration_s: float | None = None
     sampling_rate: int | None = None
     skip_bad_examples: bool = False
+    augment: Callable[[Any], Any] | None = None  # images only: applied after decoding (training data)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
         inputs = list(batch["input"])
@@ -166,7 +167,8 @@ class DomainTransform:
 
     def _decode(self, value: Any) -> Any:
         if self.modality == "image":
-            return load_image(value)
+            image = load_image(value)
+            return self.augment(image) if self.augment is not None else image
         return load_audio(value, self._sampling_rate(), max_duration_s=self.max_duration_s)
 
     def _sampling_rate(self) -> int:
@@ -211,6 +213,7 @@ def build_transform(
     max_duration_s: float | None = None,
     sampling_rate: int | None = None,
     skip_bad_examples: bool = False,
+    augment: Callable[[Any], Any] | None = None,
 ) -> Callable[[dict[str, list[Any]]], dict[str, Any]]:
     """Build the ``Dataset.with_transform`` function for one domain.
 
@@ -224,9 +227,13 @@ def build_transform(
 
     ``skip_bad_examples`` drops undecodable examples from the batch with a
     warning instead of raising; prefer :func:`scan_domain` to find them first.
+    ``augment`` (images only, e.g. :class:`~hf_transfer.data.augmentation.ImageAugmentation`)
+    transforms each decoded PIL image; use it for training data only.
     """
     check_modality(processor, modality)
-    return DomainTransform(processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples)
+    if augment is not None and modality != "image":
+        raise ValueError(f"augment= is for images; this domain is {modality}.")
+    return DomainTransform(processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples, augment)
 
 
 def prepare_domain(
