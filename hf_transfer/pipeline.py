@@ -223,6 +223,9 @@ def _pretrain_backbone(backbone, ready: dict[str, Any], pretraining_args: Source
     from .pretraining import pretrain_on_source
 
     base_dir = os.path.join(training_args.output_dir, pretraining_args.output_subdir)
+    if training_args.resume_from_checkpoint and os.path.isfile(os.path.join(base_dir, "model.safetensors")):
+        logger.info("Resuming: reusing the source-pretrained backbone in %s.", base_dir)
+        return base_dir
     args = TrainingArguments(
         output_dir=base_dir,
         num_train_epochs=pretraining_args.epochs,

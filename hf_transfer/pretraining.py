@@ -15,6 +15,7 @@ from typing import Any
 from transformers import PreTrainedModel, Trainer, TrainingArguments, default_data_collator
 
 from .metrics import ClassificationMetrics
+from .utils.io import atomic_directory_update
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ def pretrain_on_source(
     trainer.train()
     metrics = trainer.evaluate() if eval_dataset is not None else {}
     save_directory = str(save_directory or args.output_dir)
-    model.save_pretrained(save_directory)
-    if processor is not None:
-        processor.save_pretrained(save_directory)
+    with atomic_directory_update(save_directory) as scratch:  # a crash mid-save leaves no torn checkpoint
+        model.save_pretrained(scratch)
+        if processor is not None:
+            processor.save_pretrained(scratch)
     logger.info("Source-pretrained backbone saved to %s", save_directory)
     return metrics

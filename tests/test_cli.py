@@ -147,3 +147,19 @@ def test_random_init_without_weights_refuses_pickles_only_when_loading(tiny_setu
     assert backbone.model.config.num_labels == 2
     with pytest.raises(Exception):
         load_backbone(str(tmp_path / "vit"), label_names=["a", "b"])
+
+
+def test_resuming_reuses_the_source_pretrained_backbone(tiny_setup):
+    """A resumed run must adapt the same pretrained backbone, not pretrain a new one."""
+    tmp_path, path = tiny_setup
+    (tmp_path / "vit" / "model.safetensors").unlink()
+    overrides = ["--model.random_init", "true", "--pretraining.epochs", "1", "--pretraining.batch_size", "4",
+                 "--training.save_strategy", "steps", "--training.save_steps", "1", "--training.max_steps", "2"]
+    assert main(["train", str(path), *overrides]) == 0
+    weights = tmp_path / "out" / "source-pretrained" / "model.safetensors"
+    before = (weights.stat().st_mtime_ns, weights.read_bytes())
+    checkpoint = tmp_path / "out" / "checkpoint-1"
+    assert checkpoint.is_dir()
+    assert main(["train", str(path), *overrides, "--training.resume_from_checkpoint", str(checkpoint)]) == 0
+    assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
+    assert not list((tmp_path / "out" / "source-pretrained").glob(".tmp-save-*"))

@@ -1,0 +1,41 @@
+"""Put the benchmark tables (``benchmarks/results/*.md``, written by ``run_recipe.py``) into README.md.
+
+    python benchmarks/collect_results.py
+
+Replaces everything between ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->`` in the
+top-level README with the recipes' tables, in a fixed order, so the README always shows what the
+result files say (each table names the commit it was produced at).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ("digits", "speech", "finance", "medical")
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def render(results: Path) -> str:
+    parts = [(results / f"{name}.md").read_text().strip() for name in ORDER if (results / f"{name}.md").is_file()]
+    return "\n\n".join(parts) if parts else "_No benchmark results yet: run `python benchmarks/run_recipe.py`._"
+
+
+def main() -> int:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        print(f"README.md lacks the {START} / {END} markers", file=sys.stderr)
+        return 1
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{render(ROOT / 'benchmarks' / 'results')}\n{END}{tail}"
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(new)
+    tmp.replace(readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
