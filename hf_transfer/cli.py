@@ -74,7 +74,18 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     unknown = set(config) - set(SECTIONS)
     if unknown:
         raise ValueError(f"Unknown config section(s) {sorted(unknown)} in {path}; expected {list(SECTIONS)}.")
-    return {section: expand_env(dict(config.get(section) or {}), section) for section in SECTIONS}
+    sections = {section: expand_env(dict(config.get(section) or {}), section) for section in SECTIONS}
+    _resolve_relative_to_config(sections["model"], "model_name_or_path", path.parent)
+    return sections
+
+
+def _resolve_relative_to_config(section: dict[str, Any], key: str, config_dir: Path) -> None:
+    """A relative path that exists next to the config (e.g. a recipe's ``backbone/`` folder) wins over a Hub id."""
+    value = section.get(key)
+    if isinstance(value, str) and value and not os.path.isabs(value) and not os.path.exists(value):
+        candidate = config_dir / value
+        if candidate.exists():
+            section[key] = str(candidate.resolve())
 
 
 def _to_argv(values: dict[str, Any]) -> list[str]:

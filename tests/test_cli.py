@@ -163,3 +163,15 @@ def test_resuming_reuses_the_source_pretrained_backbone(tiny_setup):
     assert main(["train", str(path), *overrides, "--training.resume_from_checkpoint", str(checkpoint)]) == 0
     assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
     assert not list((tmp_path / "out" / "source-pretrained").glob(".tmp-save-*"))
+
+
+def test_model_path_relative_to_the_config_file(tmp_path, monkeypatch):
+    from hf_transfer.cli import load_config
+
+    (tmp_path / "recipe" / "backbone").mkdir(parents=True)
+    config = tmp_path / "recipe" / "local.yaml"
+    config.write_text("model:\n  model_name_or_path: backbone\n")
+    monkeypatch.chdir(tmp_path)  # "backbone" does not exist here, only next to the config
+    assert load_config(config)["model"]["model_name_or_path"] == str((tmp_path / "recipe" / "backbone").resolve())
+    config.write_text("model:\n  model_name_or_path: google/vit-base-patch16-224\n")
+    assert load_config(config)["model"]["model_name_or_path"] == "google/vit-base-patch16-224"
