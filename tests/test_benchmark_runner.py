@@ -1,0 +1,68 @@
+"""benchmarks/run_recipe.py and collect_results.py: how methods are built and how results are summarised."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_transfer.data import DomainDataArguments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return _load("run_recipe")
+
+
+def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runner):
+    target = DomainDataArguments(dataset="/d/usps", split="train", eval_split="test", input_column="text")
+    oracle = runner.method_overrides("target_oracle", target)
+    pairs = dict(zip(oracle[::2], oracle[1::2]))
+    assert pairs["--source.dataset"] == "/d/usps" and pairs["--source.split"] == "train"
+    assert pairs["--source.eval_split"] == "test" and pairs["--source.input_column"] == "text"
+    assert pairs["--training.method"] == "source_only"
+    for method in ("source_only", "dann", "source_only_stain"):
+        overrides = runner.method_overrides(method, target)
+        assert "--source.dataset" not in overrides
+    assert "stain" in runner.method_overrides("source_only_stain", target)
+
+
+def test_summary_is_mean_and_population_std_over_seeds(runner):
+    runs = [
+        {"method": "dann", "seed": s, "seconds": 10.0 * (s + 1),
+         "metrics": {"eval_target_accuracy": acc, "eval_target_f1": acc - 0.1, "eval_source_accuracy": 0.9}}
+        for s, acc in enumerate((0.6, 0.8))
+    ] + [{"method": "source_only", "seed": 0, "seconds": 5.0,
+          "metrics": {"eval_target_accuracy": 0.5, "eval_source_accuracy": 0.95}}]
+    table = runner.summarise(runs, ["source_only", "dann"])
+    assert table["dann"]["target_accuracy"] == pytest.approx((0.7, 0.1))
+    assert table["dann"]["max_seconds"] == 20.0 and "target_balanced_accuracy" not in table["dann"]
+    text = runner.markdown("digits", table, "abc1234", [0, 1])
+    assert "commit `abc1234`" in text and "| dann | 70.0 ± 10.0 |" in text
+    assert "+20.0 points" in text  # DANN 0.70 vs source-only 0.50
+
+
+def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
+    collect = _load("collect_results")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "speech.md").write_text("SPEECH TABLE\n")
+    (tmp_path / "benchmarks" / "results" / "digits.md").write_text("DIGITS TABLE\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{collect.START}\nold\n{collect.END}\noutro\n")
+    monkeypatch.setattr(collect, "ROOT", tmp_path)
+    assert collect.main() == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert text.index("DIGITS TABLE") < text.index("SPEECH TABLE")  # fixed order
