@@ -140,11 +140,12 @@ def run_training(
     for domain, args in (("source", source_args), ("target", target_args)):
         split = _load_split(args, args.eval_split, seed)
         if split is not None:
-            if domain == "target":
-                _, split, _ = align_labels(source, split, label_mapping=mapping,
-                                           allow_extra_target_labels=model_args.allow_extra_target_labels)
-            else:
-                split, _, _ = align_labels(split, source)
+            # Label ids follow the training source's classes; an eval split may lack a class (it is only scored on
+            # what it has) and, with allow_extra_target_labels, hold extra ones (unlabelled, left out of metrics).
+            _, split, _ = align_labels(
+                source, split, label_mapping=mapping if domain == "target" else None,
+                allow_extra_target_labels=model_args.allow_extra_target_labels, allow_missing_target_labels=True,
+            )
             evals[domain] = split
 
     backbone = load_backbone(

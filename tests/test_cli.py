@@ -175,3 +175,26 @@ def test_model_path_relative_to_the_config_file(tmp_path, monkeypatch):
     assert load_config(config)["model"]["model_name_or_path"] == str((tmp_path / "recipe" / "backbone").resolve())
     config.write_text("model:\n  model_name_or_path: google/vit-base-patch16-224\n")
     assert load_config(config)["model"]["model_name_or_path"] == "google/vit-base-patch16-224"
+
+
+def test_eval_splits_use_the_training_source_label_ids(tiny_setup, monkeypatch):
+    """An eval split with an extra class (the oracle on Tecom) must not shift the other classes' ids."""
+    import hf_transfer.trainer as trainer_module
+    from hf_transfer.pipeline import run_training
+
+    tmp_path, path = tiny_setup
+    _image_tree(tmp_path / "split" / "train", ["b", "c"], 3, 0)
+    _image_tree(tmp_path / "split" / "test", ["a", "b", "c"], 2, 0)  # "a" is unknown to the training source
+    captured = {}
+    original = trainer_module.DomainAdaptationTrainer.__init__
+
+    def spy(self, *args, **kwargs):
+        captured.update(kwargs["eval_datasets"])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.DomainAdaptationTrainer, "__init__", spy)
+    source = ["--source.dataset", str(tmp_path / "split"), "--source.split", "train", "--source.eval_split", "test"]
+    target = ["--target.dataset", str(tmp_path / "split"), "--target.split", "train"]
+    run_training(*parse_train_arguments(str(path), [*source, *target, "--model.allow_extra_target_labels", "true"]))
+    # sorted folder names would give a=0, b=1, c=2; the model's ids are b=0, c=1 and "a" is unlabelled (-100)
+    assert sorted(row["labels"] for row in captured["source"]) == [-100, -100, 0, 0, 1, 1]
