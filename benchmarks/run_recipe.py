@@ -146,8 +146,13 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
             f"{entry['max_seconds'] / 60:.1f} min |"
         )
     if "dann" in table and "source_only" in table:
-        gain = table["dann"]["target_accuracy"][0] - table["source_only"]["target_accuracy"][0]
-        lines += ["", f"DANN − source-only, target accuracy: {100 * gain:+.1f} points."]
+        gains = [
+            f"{label} {100 * (table['dann'][key][0] - table['source_only'][key][0]):+.1f}"
+            for key, label in (("target_accuracy", "accuracy"), ("target_f1", "macro-F1"),
+                               ("target_balanced_accuracy", "balanced accuracy"))
+            if key in table["dann"] and key in table["source_only"]
+        ]
+        lines += ["", f"DANN − source-only on the target (points): {', '.join(gains)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=None, help=f"Default: {', '.join(METHODS)} (+ recipe extras).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
+    parser.add_argument("--summarise-only", action="store_true", help="Rewrite <out>/<recipe>.md from its JSON.")
     ns, extra = parser.parse_known_args(argv)
+    if ns.summarise_only:
+        payload = json.loads((Path(ns.out) / f"{ns.recipe}.json").read_text())
+        methods = list(dict.fromkeys(r["method"] for r in payload["runs"]))
+        text = markdown(ns.recipe, summarise(payload["runs"], methods), payload["commit"], payload["seeds"])
+        (Path(ns.out) / f"{ns.recipe}.md").write_text(text)
+        print(text)
+        return 0
 
     commit = _commit()  # the code these runs use (taken before they start)
     work = Path(ns.work_dir).resolve() / ns.recipe
