@@ -51,7 +51,7 @@ def test_summary_is_mean_and_population_std_over_seeds(runner):
     assert table["dann"]["max_seconds"] == 20.0 and "target_balanced_accuracy" not in table["dann"]
     text = runner.markdown("digits", table, "abc1234", [0, 1])
     assert "commit `abc1234`" in text and "| dann | 70.0 ± 10.0 |" in text
-    assert "+20.0 points" in text  # DANN 0.70 vs source-only 0.50
+    assert "(points): accuracy +20.0" in text  # DANN 0.70 vs source-only 0.50
 
 
 def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
