@@ -47,6 +47,17 @@ METHOD_OVERRIDES = {
     "source_only_stain": ["--training.method", "source_only", "--model.image_augmentation", "stain"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
+# dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
+# weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training
+# that erases class information shows up as a source-accuracy drop).
+SRCVAL_WEIGHTS = (1.0, 0.3, 0.1)
+SRCVAL_TOLERANCE = 0.02
+
+
+def select_by_source_validation(candidates: dict[float, dict], source_only_accuracy: float) -> float:
+    """The largest weight whose ``eval_source_accuracy`` ≥ source-only's − tolerance (else the smallest)."""
+    ok = [w for w, r in candidates.items() if r["metrics"]["eval_source_accuracy"] >= source_only_accuracy - SRCVAL_TOLERANCE]
+    return max(ok) if ok else min(candidates)
 
 
 def _prepare_module():
@@ -87,7 +98,9 @@ def method_overrides(method: str, target) -> list[str]:
     return oracle
 
 
-def run_one(recipe: str, method: str, seed: int, work: Path, extra: list[str], backbone: str | None) -> dict[str, Any]:
+def run_one(
+    recipe: str, method: str, seed: int, work: Path, extra: list[str], backbone: str | None, name: str | None = None
+) -> dict[str, Any]:
     """One training run in-process; returns its metrics and wall time."""
     from hf_transfer.cli import parse_train_arguments
     from hf_transfer.pipeline import run_training
@@ -95,7 +108,7 @@ def run_one(recipe: str, method: str, seed: int, work: Path, extra: list[str], b
     config = ROOT / "recipes" / recipe / "local.yaml"
     base = parse_train_arguments(str(config), extra)
     overrides = method_overrides(method, base[2]) + [
-        "--training.seed", str(seed), "--training.output_dir", str(work / f"seed{seed}" / method),
+        "--training.seed", str(seed), "--training.output_dir", str(work / f"seed{seed}" / (name or method)),
     ]
     if backbone is not None:  # the seed's source-pretrained backbone: adapt it, do not pretrain again
         overrides += ["--model.model_name_or_path", backbone, "--model.random_init", "false", "--pretraining.epochs", "0"]
@@ -108,6 +121,37 @@ def run_one(recipe: str, method: str, seed: int, work: Path, extra: list[str], b
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         "seconds": round(seconds, 1),
         "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None,
+    }
+
+
+def _existing_backbone(work: Path, seed: int) -> str | None:
+    """The seed's source-pretrained backbone from an earlier run of this recipe, if there is one."""
+    for path in sorted((work / f"seed{seed}").glob("*/source-pretrained/model.safetensors")):
+        return str(path.parent)
+    return None
+
+
+def run_srcval(recipe: str, seed: int, work: Path, extra: list[str], backbone: str | None, done: dict) -> dict:
+    """DANN at each of SRCVAL_WEIGHTS (reusing the plain ``dann`` run at its weight), picked by source accuracy."""
+    from hf_transfer.cli import parse_train_arguments
+
+    if "source_only" not in done:
+        raise ValueError("dann_srcval needs the seed's source_only run first (its source accuracy is the reference).")
+    config_weight = parse_train_arguments(str(ROOT / "recipes" / recipe / "local.yaml"), extra)[3].domain_loss_weight
+    candidates: dict[float, dict] = {}
+    for weight in SRCVAL_WEIGHTS:
+        if weight == config_weight and "dann" in done:
+            candidates[weight] = done["dann"]
+            continue
+        overrides = [*extra, "--training.domain_loss_weight", str(weight)]
+        candidates[weight] = run_one(recipe, "dann", seed, work, overrides, backbone, name=f"dann_w{weight}")
+    reference = done["source_only"]["metrics"]["eval_source_accuracy"]
+    chosen = select_by_source_validation(candidates, reference)
+    picked = dict(candidates[chosen])
+    return {
+        "metrics": picked["metrics"], "seconds": max(c["seconds"] for c in candidates.values()),
+        "pretrained_backbone": backbone, "domain_loss_weight": chosen,
+        "source_accuracy_by_weight": {str(w): c["metrics"]["eval_source_accuracy"] for w, c in candidates.items()},
     }
 
 
@@ -145,14 +189,17 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
             f"{cell(entry.get('target_balanced_accuracy'))} | {cell(entry.get('source_accuracy'))} | "
             f"{entry['max_seconds'] / 60:.1f} min |"
         )
-    if "dann" in table and "source_only" in table:
+    for method in ("dann", "dann_srcval", "source_only_stain"):
+        if method not in table or "source_only" not in table:
+            continue
         gains = [
-            f"{label} {100 * (table['dann'][key][0] - table['source_only'][key][0]):+.1f}"
+            f"{label} {100 * (table[method][key][0] - table['source_only'][key][0]):+.1f}"
             for key, label in (("target_accuracy", "accuracy"), ("target_f1", "macro-F1"),
                                ("target_balanced_accuracy", "balanced accuracy"))
-            if key in table["dann"] and key in table["source_only"]
+            if key in table[method] and key in table["source_only"]
         ]
-        lines += ["", f"DANN − source-only on the target (points): {', '.join(gains)}."]
+        name = {"dann": "DANN", "dann_srcval": "DANN (weight by source validation)"}.get(method, method)
+        lines += ["", f"{name} − source-only on the target (points): {', '.join(gains)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -166,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=None, help=f"Default: {', '.join(METHODS)} (+ recipe extras).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite <out>/<recipe>.md from its JSON.")
+    parser.add_argument("--append", action="store_true", help="Add these methods' runs to the existing JSON.")
     ns, extra = parser.parse_known_args(argv)
     if ns.summarise_only:
         payload = json.loads((Path(ns.out) / f"{ns.recipe}.json").read_text())
@@ -188,18 +236,29 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers.logging.set_verbosity_warning()
     methods = ns.methods or [*METHODS, *EXTRA_METHODS.get(ns.recipe, ())]
+    out = Path(ns.out)
+    previous = json.loads((out / f"{ns.recipe}.json").read_text())["runs"] if ns.append else []
     runs = []
     for seed in ns.seeds:
-        backbone = None
+        done = {r["method"]: r for r in previous if r["seed"] == seed}
+        backbone = _existing_backbone(work, seed)
         for method in methods:
-            result = run_one(ns.recipe, method, seed, work, extra, backbone)
+            if method == "dann_srcval":
+                result = run_srcval(ns.recipe, seed, work, extra, backbone, done)
+            else:
+                result = run_one(ns.recipe, method, seed, work, extra, backbone)
             backbone = backbone or result["pretrained_backbone"]
-            runs.append({"method": method, "seed": seed, **result})
+            done[method] = {"method": method, "seed": seed, **result}
+            runs.append(done[method])
             target = result["metrics"].get("eval_target_accuracy", float("nan"))
             print(f"[{ns.recipe}] seed {seed} {method}: target acc {target:.4f} ({result['seconds']} s)", flush=True)
 
+    if ns.append:
+        replaced = {(r["method"], r["seed"]) for r in runs}
+        runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
+        commit = f"{json.loads((out / f'{ns.recipe}.json').read_text())['commit']}, {commit}"
+        methods = list(dict.fromkeys(r["method"] for r in runs))
     table = summarise(runs, methods)
-    out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "overrides": extra,
                "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}

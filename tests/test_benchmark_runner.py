@@ -51,7 +51,7 @@ def test_summary_is_mean_and_population_std_over_seeds(runner):
     assert table["dann"]["max_seconds"] == 20.0 and "target_balanced_accuracy" not in table["dann"]
     text = runner.markdown("digits", table, "abc1234", [0, 1])
     assert "commit `abc1234`" in text and "| dann | 70.0 ± 10.0 |" in text
-    assert "(points): accuracy +20.0" in text  # DANN 0.70 vs source-only 0.50
+    assert "DANN − source-only on the target (points): accuracy +20.0" in text  # DANN 0.70 vs 0.50
 
 
 def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
@@ -66,3 +66,14 @@ def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert text.index("DIGITS TABLE") < text.index("SPEECH TABLE")  # fixed order
+
+
+def test_source_validation_picks_the_largest_weight_that_keeps_source_accuracy(runner):
+    def run(acc):
+        return {"metrics": {"eval_source_accuracy": acc}}
+
+    # weight 1.0 wrecks the source (0.60 vs 0.84): rejected; 0.3 is within 2 points: chosen over 0.1
+    assert runner.select_by_source_validation({1.0: run(0.60), 0.3: run(0.83), 0.1: run(0.84)}, 0.84) == 0.3
+    assert runner.select_by_source_validation({1.0: run(0.84), 0.3: run(0.83), 0.1: run(0.84)}, 0.84) == 1.0
+    # none keeps it: fall back to the gentlest weight
+    assert runner.select_by_source_validation({1.0: run(0.5), 0.3: run(0.6), 0.1: run(0.7)}, 0.84) == 0.1
