@@ -6,10 +6,8 @@ The tiny data is written in the shared data's *raw* formats and converted by
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import os
-import struct
 import sys
 from pathlib import Path
 
@@ -19,6 +17,11 @@ import soundfile as sf
 from PIL import Image
 
 from hf_transfer.cli import parse_train_arguments
+
+try:
+    from test_prepare_data import write_idx
+except ImportError:
+    from tests.test_prepare_data import write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(ROOT.joinpath("recipes").rglob("*.yaml"))
@@ -36,7 +39,7 @@ def _minilm() -> str:
 def _recipe_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TRANSFER_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("HF_TRANSFER_MINILM", _minilm())
-    monkeypatch.chdir(ROOT)  # recipes name their backbone folders relative to the repo root
+    monkeypatch.chdir(tmp_path)  # recipes find their backbone folders next to the config, from any directory
 
 
 def test_there_is_a_local_and_a_hub_recipe_per_domain():
@@ -57,12 +60,6 @@ def test_every_recipe_config_parses(path):
 # --------------------------------------------------------------------------- tiny raw data
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def _raw_digits(root: Path) -> None:
     h5py = pytest.importorskip("h5py")
     rng = np.random.default_rng(0)
@@ -70,8 +67,8 @@ def _raw_digits(root: Path) -> None:
     folder.mkdir(parents=True)
     images = np.zeros((40, 28, 28), dtype=np.uint8)
     images[:, 4:24, 4:24] = rng.integers(0, 256, size=(40, 20, 20))
-    _write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
-    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(40) % 10)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(40) % 10)
     with h5py.File(folder / "usps.h5", "w") as h5:
         for split, n in (("train", 20), ("test", 10)):
             group = h5.create_group(split)
