@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hf_transfer.utils.io import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ("digits", "speech", "finance", "medical")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
@@ -31,9 +33,7 @@ def main() -> int:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     new = f"{head}{START}\n{render(ROOT / 'benchmarks' / 'results')}\n{END}{tail}"
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(readme)
+    write_text_atomic(readme, new)
     return 0
 
 

@@ -147,7 +147,7 @@ def run_srcval(recipe: str, seed: int, work: Path, extra: list[str], backbone: s
         candidates[weight] = run_one(recipe, "dann", seed, work, overrides, backbone, name=f"dann_w{weight}")
     reference = done["source_only"]["metrics"]["eval_source_accuracy"]
     chosen = select_by_source_validation(candidates, reference)
-    picked = dict(candidates[chosen])
+    picked = candidates[chosen]
     return {
         "metrics": picked["metrics"], "seconds": max(c["seconds"] for c in candidates.values()),
         "pretrained_backbone": backbone, "domain_loss_weight": chosen,

@@ -268,7 +268,7 @@ def run_demo(output_dir: str | os.PathLike = "outputs/demo", seed: int = 0, sett
 def write_demo_card(adapter_dir: Path, results: dict[str, Any]) -> Path:
     """Record the source-only baseline next to the adapter and render its model card (README.md)."""
     from .cards import build_model_card
-    from .utils.io import write_json_atomic
+    from .utils.io import write_json_atomic, write_text_atomic
 
     info_path = adapter_dir / "domain_adaptation.json"
     info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -281,9 +281,7 @@ def write_demo_card(adapter_dir: Path, results: dict[str, Any]) -> Path:
     write_json_atomic(info_path, info)
     card = build_model_card(adapter_dir, repo_id="your-username/hf-transfer-digits-demo", domain="generic")
     card_path = adapter_dir / "README.md"
-    tmp = card_path.with_suffix(".md.tmp")
-    tmp.write_text(str(card), encoding="utf-8")
-    os.replace(tmp, card_path)
+    write_text_atomic(card_path, str(card))
     return card_path
 
 

@@ -157,16 +157,15 @@ def run_training(
         random_init=model_args.random_init,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
-    if model_args.image_augmentation != "none" and modality != "image":
-        raise ValueError(f"image_augmentation={model_args.image_augmentation!r} needs images; the data is {modality}.")
     transform_kwargs = dict(
         max_length=model_args.max_length,
         max_duration_s=model_args.max_duration_s,
         skip_bad_examples=model_args.skip_bad_examples,
     )
     transform = build_transform(backbone.processor, modality, **transform_kwargs)
-    source_transform = build_transform(
-        backbone.processor, modality, augment=build_image_augmentation(model_args.image_augmentation), **transform_kwargs
+    augment = build_image_augmentation(model_args.image_augmentation)
+    source_transform = (
+        transform if augment is None else build_transform(backbone.processor, modality, augment=augment, **transform_kwargs)
     )
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
     ready = {}

@@ -232,7 +232,7 @@ def build_transform(
     """
     check_modality(processor, modality)
     if augment is not None and modality != "image":
-        raise ValueError(f"augment= is for images; this domain is {modality}.")
+        raise ValueError(f"augment= (model.image_augmentation) is for images; this domain is {modality}.")
     return DomainTransform(processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples, augment)
 
 
