@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.set_defaults(func=_evaluate)
 
-    demo = sub.add_parser("demo", help="Offline demo: digits → textured digits, source-only vs DANN (a few minutes on CPU).")
+    demo = sub.add_parser("demo", help="Offline demo: digits → digits in random ink/paper colours, source-only vs DANN (about a minute on CPU).")
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)

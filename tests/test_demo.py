@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from hf_transfer.demo import DemoSettings, make_digit_domains, run_demo
+from hf_transfer.demo import DemoSettings, make_digit_domains, run_demo, shift_to_target
 
 
 def test_demo_domains_are_disjoint_shifted_and_split():
@@ -15,6 +15,25 @@ def test_demo_domains_are_disjoint_shifted_and_split():
     assert np.allclose(source[:, 0], source[:, 1]) and not np.allclose(target[:, 0], target[:, 1])
     assert target.mean() > source.mean() + 0.1
     assert {e["labels"] for e in domains.target_test} == set(range(10))
+
+
+def test_paper_ink_shift_is_a_per_image_colour_change_that_keeps_the_shape():
+    rng = np.random.default_rng(0)
+    digits = np.repeat(rng.random((20, 1, 16, 16)).astype(np.float32), 3, axis=1)
+    shifted = shift_to_target(digits, seed=1, paper=(0.0, 0.6), ink=(0.7, 1.0))
+    assert shifted.shape == digits.shape and shifted.min() >= 0.0 and shifted.max() <= 1.0
+    # every image gets its own tint: channel means differ across images and within an image
+    channel_means = shifted.mean(axis=(2, 3))
+    assert channel_means.std(axis=0).min() > 0.05 and not np.allclose(channel_means[:, 0], channel_means[:, 1])
+    # ink stays brighter than paper, so the shape survives: standardising each image channel
+    # (what a mean-removing LoRA update + LayerNorm can learn) gives back the source exactly
+    def standardise(x):
+        return (x - x.mean(axis=(2, 3), keepdims=True)) / x.std(axis=(2, 3), keepdims=True)
+
+    np.testing.assert_allclose(standardise(shifted), standardise(digits), atol=1e-4)
+    # deterministic per seed, different across seeds
+    np.testing.assert_array_equal(shifted, shift_to_target(digits, seed=1))
+    assert not np.allclose(shifted, shift_to_target(digits, seed=2))
 
 
 def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
