@@ -162,7 +162,7 @@ def _evaluate(ns: argparse.Namespace, rest: list[str]) -> int:
 
     results = evaluate_saved_model(
         ns.model, ns.dataset, split=ns.split, input_column=ns.input_column, label_column=ns.label_column,
-        batch_size=ns.batch_size,
+        batch_size=ns.batch_size, center_crop=ns.center_crop,
     )
     print(json.dumps(results, indent=2, sort_keys=True))
     return 0
@@ -206,9 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--input-column", default=None)
     evaluate.add_argument("--label-column", default="label")
     evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument(
+        "--center-crop", type=float, default=None,
+        help="Images: keep this central fraction of each image, as the domain's training did (see domain_adaptation.json).",
+    )
     evaluate.set_defaults(func=_evaluate)
 
-    demo = sub.add_parser("demo", help="Offline demo: digits → digits in random ink/paper colours, source-only vs DANN (about a minute on CPU).")
+    demo = sub.add_parser(
+        "demo", help="Offline demo: digits → digits in random ink/paper colours, source-only vs DANN (about a minute on CPU)."
+    )
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)

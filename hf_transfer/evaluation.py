@@ -28,9 +28,14 @@ def evaluate_saved_model(
     input_column: str | None = None,
     label_column: str | None = "label",
     batch_size: int = 32,
+    center_crop: float | None = None,
     trust_remote_code: bool = False,
 ) -> dict[str, float]:
-    """Accuracy and macro-F1 of the adapted model in ``model_dir`` on a labelled dataset."""
+    """Accuracy and macro-F1 of the adapted model in ``model_dir`` on a labelled dataset.
+
+    ``center_crop`` (images) should be the one the dataset's domain was trained with
+    (``domain_adaptation.json`` records it under ``source_domain``/``target_domain``).
+    """
     from transformers import AutoProcessor, EvalPrediction
 
     from .data import DomainBatchCollator, DomainDataArguments, build_transform, infer_modality, load_domain
@@ -49,7 +54,7 @@ def evaluate_saved_model(
         )
     remap = {i: model_names.index(n) for i, n in enumerate(names or [])}
     data = data.map(lambda ex: {"label": remap.get(ex["label"], -1)})
-    data = data.with_transform(build_transform(processor, infer_modality(data)))
+    data = data.with_transform(build_transform(processor, infer_modality(data), center_crop=center_crop))
     logits, labels = predict(model, data, DomainBatchCollator.for_processor(processor), batch_size)
     metrics = ClassificationMetrics()(EvalPrediction(predictions=logits, label_ids=labels))
     return {"num_examples": int((labels != -100).sum()), **metrics}

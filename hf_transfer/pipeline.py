@@ -98,6 +98,34 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
         "split": args.split,
         "description": args.description,
         "license": args.license,
+        **({"center_crop": args.center_crop} if args.center_crop is not None else {}),
+    }
+
+
+def domain_transforms(
+    processor: Any, modality: str, model_args: ModelArguments, source_args: DomainDataArguments,
+    target_args: DomainDataArguments,
+) -> dict[str, Any]:
+    """``Dataset.with_transform`` callables for ``source``, ``target``, ``eval_source`` and ``eval_target``.
+
+    A domain's ``center_crop`` applies to its training and evaluation images (it is how that
+    domain's images are framed); ``model.image_augmentation`` to the source training set only.
+    """
+    from .data import build_image_augmentation
+
+    augment = build_image_augmentation(model_args.image_augmentation)
+    domain_args = {"source": source_args, "target": target_args}
+    return {
+        name: build_transform(
+            processor,
+            modality,
+            max_length=model_args.max_length,
+            max_duration_s=model_args.max_duration_s,
+            skip_bad_examples=model_args.skip_bad_examples,
+            augment=augment if name == "source" else None,
+            center_crop=domain_args[name.removeprefix("eval_")].center_crop,
+        )
+        for name in ("source", "target", "eval_source", "eval_target")
     }
 
 
@@ -117,7 +145,6 @@ def run_training(
     With ``pretraining_args.epochs > 0`` the backbone is first fully fine-tuned on the source
     (:func:`~hf_transfer.pretraining.pretrain_on_source`), saved under ``output_dir`` and adapted from there.
     """
-    from .data import build_image_augmentation
     from .backbones import load_backbone
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
@@ -157,16 +184,7 @@ def run_training(
         random_init=model_args.random_init,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
-    transform_kwargs = dict(
-        max_length=model_args.max_length,
-        max_duration_s=model_args.max_duration_s,
-        skip_bad_examples=model_args.skip_bad_examples,
-    )
-    transform = build_transform(backbone.processor, modality, **transform_kwargs)
-    augment = build_image_augmentation(model_args.image_augmentation)
-    source_transform = (
-        transform if augment is None else build_transform(backbone.processor, modality, augment=augment, **transform_kwargs)
-    )
+    transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args)
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
     ready = {}
     for name, dataset in datasets.items():
@@ -174,7 +192,7 @@ def run_training(
             dataset, report = scan_domain(dataset, modality, skip_bad_examples=model_args.skip_bad_examples)
             if report.num_bad:
                 logger.warning("%s: %s", name, report.summary())
-        ready[name] = dataset.with_transform(source_transform if name == "source" else transform)
+        ready[name] = dataset.with_transform(transforms[name])
     if modality != "text" and training_args.dataloader_num_workers == 0:
         # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
         training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]

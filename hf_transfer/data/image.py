@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image as PILImage
@@ -73,3 +74,30 @@ def load_image(value: Any) -> PILImage.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return image
+
+
+@dataclass(frozen=True)
+class CenterCrop:
+    """Keep the central ``fraction`` of an image's shorter side (a square), before any resizing.
+
+    Why: two domains can differ in *field of view* — one hospital's scanner frames a cell in
+    a wide 360-px field, another's crops tightly around it — and a CNN is not scale-invariant.
+    Cropping one domain to the other's magnification removes that geometric shift, which no
+    feature alignment can undo cheaply. It is set per domain (``DomainDataArguments.center_crop``)
+    and applied to that domain's training and evaluation images alike; it needs no labels, only
+    a look at the images.
+    """
+
+    fraction: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"center_crop must be in (0, 1], got {self.fraction}: it is the fraction of the shorter side kept.")
+
+    def __call__(self, image: PILImage.Image) -> PILImage.Image:
+        if self.fraction == 1.0:
+            return image
+        width, height = image.size
+        side = max(1, round(min(width, height) * self.fraction))
+        left, top = (width - side) // 2, (height - side) // 2
+        return image.crop((left, top, left + side, top + side))

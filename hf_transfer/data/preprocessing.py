@@ -21,7 +21,7 @@ from datasets import Dataset
 
 from .audio import AudioDecodeError, load_audio, read_audio
 from .domains import MODALITIES, infer_modality
-from .image import ImageDecodeError, describe_source, load_image
+from .image import CenterCrop, ImageDecodeError, describe_source, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ class DomainTransform:
     sampling_rate: int | None = None
     skip_bad_examples: bool = False
     augment: Callable[[Any], Any] | None = None  # images only: applied after decoding (training data)
+    crop: Callable[[Any], Any] | None = None  # images only: applied after decoding, before augment (all splits)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
         inputs = list(batch["input"])
@@ -168,6 +169,8 @@ class DomainTransform:
     def _decode(self, value: Any) -> Any:
         if self.modality == "image":
             image = load_image(value)
+            if self.crop is not None:
+                image = self.crop(image)
             return self.augment(image) if self.augment is not None else image
         return load_audio(value, self._sampling_rate(), max_duration_s=self.max_duration_s)
 
@@ -214,6 +217,7 @@ def build_transform(
     sampling_rate: int | None = None,
     skip_bad_examples: bool = False,
     augment: Callable[[Any], Any] | None = None,
+    center_crop: float | None = None,
 ) -> Callable[[dict[str, list[Any]]], dict[str, Any]]:
     """Build the ``Dataset.with_transform`` function for one domain.
 
@@ -228,12 +232,19 @@ def build_transform(
     ``skip_bad_examples`` drops undecodable examples from the batch with a
     warning instead of raising; prefer :func:`scan_domain` to find them first.
     ``augment`` (images only, e.g. :class:`~hf_transfer.data.augmentation.ImageAugmentation`)
-    transforms each decoded PIL image; use it for training data only.
+    transforms each decoded PIL image; use it for training data only. ``center_crop`` (images
+    only, :class:`~hf_transfer.data.image.CenterCrop`) keeps the central fraction of each image
+    first; use it for every split of a domain.
     """
     check_modality(processor, modality)
     if augment is not None and modality != "image":
         raise ValueError(f"augment= (model.image_augmentation) is for images; this domain is {modality}.")
-    return DomainTransform(processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples, augment)
+    if center_crop is not None and modality != "image":
+        raise ValueError(f"center_crop is for images; this domain is {modality}. Remove it from the domain's arguments.")
+    crop = CenterCrop(center_crop) if center_crop is not None else None
+    return DomainTransform(
+        processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples, augment, crop
+    )
 
 
 def prepare_domain(
