@@ -31,7 +31,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .alignment import DomainAdversarialLoss, DomainDiscriminator
+from .alignment import DomainAdversarialLoss, DomainDiscriminator, class_importance_weights
 from .backbones import TASK_BY_MODALITY, classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
 from .utils.io import atomic_directory_update, write_json_atomic
@@ -139,6 +139,7 @@ class DomainAdaptationModel(nn.Module):
         self.domain_loss = DomainAdversarialLoss(discriminator)
         self.classifier_name = classifier_name
         self.domain_loss_weight = float(domain_loss_weight)
+        self.class_weighted_alignment = False  # IWDAN: re-weight source classes to the target's estimated mix
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._features: list[torch.Tensor] = []
         classifier = self.backbone.get_submodule(classifier_name)
@@ -300,12 +301,29 @@ class DomainAdaptationModel(nn.Module):
         if domain_labels is not None:
             if features is None:
                 raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
-            domain = self.domain_loss(features.float(), domain_labels)
+            weights = self._alignment_weights(logits, labels, domain_labels) if self.class_weighted_alignment else None
+            domain = self.domain_loss(features.float(), domain_labels, weights)
             output.domain_loss, output.domain_accuracy = domain.loss, domain.accuracy
             weighted = self.domain_loss_weight * domain.loss
             loss = weighted if loss is None else loss + weighted
         output.loss = loss
         return output
+
+    @torch.no_grad()
+    def _alignment_weights(
+        self, logits: torch.Tensor, labels: torch.Tensor | None, domain_labels: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Per-example domain-loss weights: ``w_y`` for labelled source examples, 1 for the rest."""
+        is_target = domain_labels == 1
+        if labels is None or not is_target.any():
+            return None
+        labelled_source = (domain_labels == 0) & (labels != -100)
+        if not labelled_source.any():
+            return None
+        class_weights = class_importance_weights(labels[labelled_source], logits[is_target].float().softmax(-1))
+        weights = torch.ones(len(domain_labels), device=logits.device)
+        weights[labelled_source] = class_weights[labels[labelled_source]].float()
+        return weights
 
     @torch.no_grad()
     def extract_features(self, **inputs: Any) -> torch.Tensor:

@@ -98,6 +98,7 @@ class DomainAdaptationTrainer(Trainer):
             if dataset is not None and len(dataset) == 0:
                 raise ValueError(f"The {name!r} evaluation set is empty; drop it or pass examples.")
         model.domain_loss_weight = args.effective_domain_loss_weight
+        model.class_weighted_alignment = args.domain_loss_class_weighting
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
             callbacks.append(_TargetCycleCallback(train_dataset))
@@ -155,6 +156,7 @@ class DomainAdaptationTrainer(Trainer):
                 "gamma": args.grl_gamma,
                 "max_lambda": args.grl_max_lambda,
                 "domain_loss_weight": args.effective_domain_loss_weight,
+                "class_weighting": args.domain_loss_class_weighting,
             },
             "training": {
                 "max_steps": args.max_steps,

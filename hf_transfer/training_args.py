@@ -42,6 +42,13 @@ class DomainAdaptationArguments(TrainingArguments):
         },
     )
     domain_loss_weight: float = field(default=1.0, metadata={"help": "Trade-off weight of the domain loss."})
+    domain_loss_class_weighting: bool = field(
+        default=False,
+        metadata={
+            "help": "IWDAN (Combes et al. 2020): weight source examples in the domain loss by p_T(y)/p_S(y), with "
+            "p_T estimated from the model's target predictions, so alignment survives a class-mix (label) shift."
+        },
+    )
     grl_schedule: str = field(
         default="dann",
         metadata={"help": "λ schedule: 'dann' (2/(1+exp(-γp))-1, p = step/max_steps) or 'constant'."},

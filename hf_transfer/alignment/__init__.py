@@ -2,6 +2,7 @@
 
 from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput
 from .grl import GradientReversalLayer, GradientReverseFunction
+from .label_shift import class_importance_weights
 from .schedules import GRL_SCHEDULES, grl_lambda
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "GradientReversalLayer",
     "GradientReverseFunction",
     "GRL_SCHEDULES",
+    "class_importance_weights",
     "grl_lambda",
 ]

@@ -81,10 +81,15 @@ class DomainAdversarialLoss(nn.Module):
         self.grl = GradientReversalLayer()
         self.discriminator = discriminator
 
-    def forward(self, features: torch.Tensor, domain_labels: torch.Tensor) -> DomainLossOutput:
+    def forward(
+        self, features: torch.Tensor, domain_labels: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> DomainLossOutput:
+        """``weights`` (optional, per example, detached) re-weight the BCE terms, e.g. IWDAN's class weights."""
         logits = self.discriminator(self.grl(features))
         targets = domain_labels.to(logits.dtype)
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        loss = F.binary_cross_entropy_with_logits(
+            logits, targets, weight=None if weights is None else weights.to(logits.dtype)
+        )
         with torch.no_grad():
             accuracy = ((logits > 0).to(targets.dtype) == targets).float().mean()
         return DomainLossOutput(loss=loss, accuracy=accuracy)
