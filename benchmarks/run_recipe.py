@@ -10,7 +10,8 @@ code as ``hf-transfer train`` (``parse_train_arguments`` + ``run_training``):
 * ``dann``: the same, plus the domain-adversarial loss on unlabelled target batches.
 * ``target_oracle``: LoRA trained on the *target's* labelled train split (the ceiling; it uses
   labels an unsupervised run never has).
-* recipe-specific extras (medical: ``source_only_stain``, source-only with HED stain + colour
+* recipe-specific extras (medical: ``source_only_stain`` and ``dann_stain``, source-only and DANN
+  with HED stain + colour
   augmentation of the source images, the strongest known baseline for stain/scanner shifts).
 
 When the recipe has a source-pretraining stage it runs once per seed (in the first method's
@@ -40,13 +41,26 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("digits", "speech", "finance", "medical")
 METHODS = ("source_only", "dann", "target_oracle")
-EXTRA_METHODS = {"medical": ("source_only_stain",)}
+EXTRA_METHODS = {"medical": ("source_only_stain", "dann_stain")}
 METHOD_OVERRIDES = {
     "source_only": ["--training.method", "source_only"],
     "dann": ["--training.method", "dann"],
     "source_only_stain": ["--training.method", "source_only", "--model.image_augmentation", "stain"],
+    "dann_stain": ["--training.method", "dann", "--model.image_augmentation", "stain"],
+    "dann_iw": ["--training.method", "dann", "--training.domain_loss_class_weighting", "true"],
+    "dann_iw_stain": ["--training.method", "dann", "--training.domain_loss_class_weighting", "true",
+                      "--model.image_augmentation", "stain"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
+# (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
+COMPARISONS = (
+    ("dann", "source_only"),
+    ("dann_srcval", "source_only"),
+    ("source_only_stain", "source_only"),
+    ("dann_stain", "source_only_stain"),
+    ("dann_iw", "source_only"),
+    ("dann_iw_stain", "source_only_stain"),
+)
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training
 # that erases class information shows up as a source-accuracy drop).
@@ -95,6 +109,8 @@ def method_overrides(method: str, target) -> list[str]:
         value = getattr(target, name)
         if value is not None:
             oracle += [f"--source.{name}", str(value)]
+    # the oracle's "source" is the target: it gets the target's field of view (1.0 = no crop), not the source's
+    oracle += ["--source.center_crop", str(target.center_crop if target.center_crop is not None else 1.0)]
     return oracle
 
 
@@ -189,17 +205,19 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
             f"{cell(entry.get('target_balanced_accuracy'))} | {cell(entry.get('source_accuracy'))} | "
             f"{entry['max_seconds'] / 60:.1f} min |"
         )
-    for method in ("dann", "dann_srcval", "source_only_stain"):
-        if method not in table or "source_only" not in table:
+    for method, baseline in COMPARISONS:
+        if method not in table or baseline not in table:
             continue
         gains = [
-            f"{label} {100 * (table[method][key][0] - table['source_only'][key][0]):+.1f}"
+            f"{label} {100 * (table[method][key][0] - table[baseline][key][0]):+.1f}"
             for key, label in (("target_accuracy", "accuracy"), ("target_f1", "macro-F1"),
                                ("target_balanced_accuracy", "balanced accuracy"))
-            if key in table[method] and key in table["source_only"]
+            if key in table[method] and key in table[baseline]
         ]
-        name = {"dann": "DANN", "dann_srcval": "DANN (weight by source validation)"}.get(method, method)
-        lines += ["", f"{name} − source-only on the target (points): {', '.join(gains)}."]
+        name = {"dann": "DANN", "dann_srcval": "DANN (weight by source validation)",
+                "dann_iw": "IWDAN (class-weighted DANN)"}.get(method, method)
+        base = {"source_only": "source-only"}.get(baseline, baseline)
+        lines += ["", f"{name} − {base} on the target (points): {', '.join(gains)}."]
     return "\n".join(lines) + "\n"
 
 

@@ -33,10 +33,15 @@ def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runn
     assert pairs["--source.dataset"] == "/d/usps" and pairs["--source.split"] == "train"
     assert pairs["--source.eval_split"] == "test" and pairs["--source.input_column"] == "text"
     assert pairs["--training.method"] == "source_only"
+    assert pairs["--source.center_crop"] == "1.0"  # the target's framing, not the source's crop
+    cropped = runner.method_overrides("target_oracle", DomainDataArguments(dataset="/d/t", center_crop=0.7))
+    assert dict(zip(cropped[::2], cropped[1::2]))["--source.center_crop"] == "0.7"
     for method in ("source_only", "dann", "source_only_stain"):
         overrides = runner.method_overrides(method, target)
         assert "--source.dataset" not in overrides
     assert "stain" in runner.method_overrides("source_only_stain", target)
+    stain_dann = dict(zip(*[iter(runner.method_overrides("dann_stain", target))] * 2))
+    assert stain_dann == {"--training.method": "dann", "--model.image_augmentation": "stain"}
 
 
 def test_summary_is_mean_and_population_std_over_seeds(runner):
@@ -52,6 +57,16 @@ def test_summary_is_mean_and_population_std_over_seeds(runner):
     text = runner.markdown("digits", table, "abc1234", [0, 1])
     assert "commit `abc1234`" in text and "| dann | 70.0 ± 10.0 |" in text
     assert "DANN − source-only on the target (points): accuracy +20.0" in text  # DANN 0.70 vs 0.50
+
+
+def test_stain_augmented_dann_is_compared_with_stain_augmented_source_only(runner):
+    runs = [
+        {"method": m, "seed": 0, "seconds": 1.0, "metrics": {"eval_target_accuracy": acc, "eval_source_accuracy": 0.9}}
+        for m, acc in (("source_only", 0.2), ("source_only_stain", 0.6), ("dann_stain", 0.7))
+    ]
+    text = runner.markdown("medical", runner.summarise(runs, ["source_only", "source_only_stain", "dann_stain"]), "c", [0])
+    assert "source_only_stain − source-only on the target (points): accuracy +40.0" in text
+    assert "dann_stain − source_only_stain on the target (points): accuracy +10.0" in text
 
 
 def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
