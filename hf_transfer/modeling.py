@@ -31,7 +31,12 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .alignment import DomainAdversarialLoss, DomainDiscriminator, class_importance_weights
+from .alignment import (
+    DomainAdversarialLoss,
+    DomainDiscriminator,
+    MinimumClassConfusionLoss,
+    class_importance_weights,
+)
 from .backbones import TASK_BY_MODALITY, classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
 from .utils.io import atomic_directory_update, write_json_atomic
@@ -115,6 +120,7 @@ class DomainAdaptationOutput(ModelOutput):
     classification_loss: torch.Tensor | None = None
     domain_loss: torch.Tensor | None = None
     domain_accuracy: torch.Tensor | None = None
+    mcc_loss: torch.Tensor | None = None
 
 
 class DomainAdaptationModel(nn.Module):
@@ -140,6 +146,8 @@ class DomainAdaptationModel(nn.Module):
         self.classifier_name = classifier_name
         self.domain_loss_weight = float(domain_loss_weight)
         self.class_weighted_alignment = False  # IWDAN: re-weight source classes to the target's estimated mix
+        self.mcc_loss_weight = 0.0  # > 0 adds Minimum Class Confusion on the target rows
+        self.mcc_loss = MinimumClassConfusionLoss()
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._features: list[torch.Tensor] = []
         classifier = self.backbone.get_submodule(classifier_name)
@@ -282,7 +290,8 @@ class DomainAdaptationModel(nn.Module):
         """One forward pass over a (possibly concatenated source + target) batch.
 
         ``labels`` use ``-100`` for unlabelled examples; ``domain_labels`` are 0 (source) / 1 (target).
-        ``loss = classification_loss + domain_loss_weight · domain_loss`` (λ acts in the GRL).
+        ``loss = classification_loss + domain_loss_weight · domain_loss`` (λ acts in the GRL)
+        ``+ mcc_loss_weight · mcc_loss`` (target rows) when MCC is on.
         """
         self._features.clear()
         logits = self.model(**inputs).logits
@@ -306,6 +315,9 @@ class DomainAdaptationModel(nn.Module):
             output.domain_loss, output.domain_accuracy = domain.loss, domain.accuracy
             weighted = self.domain_loss_weight * domain.loss
             loss = weighted if loss is None else loss + weighted
+            if self.mcc_loss_weight > 0:
+                output.mcc_loss = self.mcc_loss(logits[domain_labels == 1])
+                loss = loss + self.mcc_loss_weight * output.mcc_loss
         output.loss = loss
         return output
 

@@ -99,6 +99,8 @@ class DomainAdaptationTrainer(Trainer):
                 raise ValueError(f"The {name!r} evaluation set is empty; drop it or pass examples.")
         model.domain_loss_weight = args.effective_domain_loss_weight
         model.class_weighted_alignment = args.domain_loss_class_weighting
+        model.mcc_loss_weight = args.mcc_loss_weight
+        model.mcc_loss.temperature = args.mcc_temperature
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
             callbacks.append(_TargetCycleCallback(train_dataset))
@@ -158,6 +160,7 @@ class DomainAdaptationTrainer(Trainer):
                 "domain_loss_weight": args.effective_domain_loss_weight,
                 "class_weighting": args.domain_loss_class_weighting,
             },
+            "mcc": {"weight": args.mcc_loss_weight, "temperature": args.mcc_temperature},
             "training": {
                 "max_steps": args.max_steps,
                 "num_train_epochs": args.num_train_epochs,
@@ -222,6 +225,9 @@ class DomainAdaptationTrainer(Trainer):
             self._domain_metrics["domain_loss"].append(dom_loss)
             self._domain_metrics["domain_accuracy"].append(dom_acc)
             self._domain_metrics["grl_lambda"].append(unwrapped.domain_loss.grl.coeff)
+            if outputs.mcc_loss is not None:
+                mcc = self.accelerator.gather(outputs.mcc_loss.detach()[None]).float().mean().item()
+                self._domain_metrics["mcc_loss"].append(mcc)
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):

@@ -49,6 +49,14 @@ class DomainAdaptationArguments(TrainingArguments):
             "p_T estimated from the model's target predictions, so alignment survives a class-mix (label) shift."
         },
     )
+    mcc_loss_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of Minimum Class Confusion (Jin et al. 2020) on the target rows: a class-aware, "
+            "discriminator-free loss; 0 = off. Adds to either method (with source_only it is MCC alone)."
+        },
+    )
+    mcc_temperature: float = field(default=2.5, metadata={"help": "Softmax temperature of the MCC loss."})
     grl_schedule: str = field(
         default="dann",
         metadata={"help": "λ schedule: 'dann' (2/(1+exp(-γp))-1, p = step/max_steps) or 'constant'."},
@@ -102,6 +110,11 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"grl_schedule must be one of {GRL_SCHEDULES}, got {self.grl_schedule!r}.")
         if self.target_ratio < 1:
             raise ValueError(f"target_ratio must be >= 1 (target examples per source example), got {self.target_ratio}.")
+        if self.mcc_loss_weight < 0 or self.mcc_temperature <= 0:
+            raise ValueError(
+                f"mcc_loss_weight must be >= 0 and mcc_temperature > 0, got {self.mcc_loss_weight} and "
+                f"{self.mcc_temperature}."
+            )
         if self.discriminator_lr_multiplier <= 0:
             raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
         if self.num_target_labels < 0:

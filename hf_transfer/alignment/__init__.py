@@ -3,6 +3,7 @@
 from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput
 from .grl import GradientReversalLayer, GradientReverseFunction
 from .label_shift import class_importance_weights
+from .mcc import MinimumClassConfusionLoss
 from .schedules import GRL_SCHEDULES, grl_lambda
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "DomainLossOutput",
     "GradientReversalLayer",
     "GradientReverseFunction",
+    "MinimumClassConfusionLoss",
     "GRL_SCHEDULES",
     "class_importance_weights",
     "grl_lambda",
