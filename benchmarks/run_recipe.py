@@ -50,6 +50,8 @@ METHOD_OVERRIDES = {
     "dann_iw": ["--training.method", "dann", "--training.domain_loss_class_weighting", "true"],
     "dann_iw_stain": ["--training.method", "dann", "--training.domain_loss_class_weighting", "true",
                       "--model.image_augmentation", "stain"],
+    "mcc": ["--training.method", "source_only", "--training.mcc_loss_weight", "1.0"],
+    "dann_mcc": ["--training.method", "dann", "--training.mcc_loss_weight", "1.0"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
 # (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
@@ -60,6 +62,8 @@ COMPARISONS = (
     ("dann_stain", "source_only_stain"),
     ("dann_iw", "source_only"),
     ("dann_iw_stain", "source_only_stain"),
+    ("mcc", "source_only"),
+    ("dann_mcc", "source_only"),
 )
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training
@@ -215,7 +219,8 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
             if key in table[method] and key in table[baseline]
         ]
         name = {"dann": "DANN", "dann_srcval": "DANN (weight by source validation)",
-                "dann_iw": "IWDAN (class-weighted DANN)"}.get(method, method)
+                "dann_iw": "IWDAN (class-weighted DANN)", "mcc": "MCC (no discriminator)",
+                "dann_mcc": "DANN + MCC"}.get(method, method)
         base = {"source_only": "source-only"}.get(baseline, baseline)
         lines += ["", f"{name} − {base} on the target (points): {', '.join(gains)}."]
     return "\n".join(lines) + "\n"
