@@ -52,6 +52,8 @@ METHOD_OVERRIDES = {
                       "--model.image_augmentation", "stain"],
     "mcc": ["--training.method", "source_only", "--training.mcc_loss_weight", "1.0"],
     "dann_mcc": ["--training.method", "dann", "--training.mcc_loss_weight", "1.0"],
+    "mcc_stain": ["--training.method", "source_only", "--training.mcc_loss_weight", "1.0",
+                  "--model.image_augmentation", "stain"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
 # (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
@@ -64,6 +66,7 @@ COMPARISONS = (
     ("dann_iw_stain", "source_only_stain"),
     ("mcc", "source_only"),
     ("dann_mcc", "source_only"),
+    ("mcc_stain", "source_only_stain"),
 )
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training

@@ -45,6 +45,7 @@ def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runn
     mcc = dict(zip(*[iter(runner.method_overrides("mcc", target))] * 2))
     assert mcc == {"--training.method": "source_only", "--training.mcc_loss_weight": "1.0"}  # MCC alone, no adversary
     assert dict(zip(*[iter(runner.method_overrides("dann_mcc", target))] * 2))["--training.method"] == "dann"
+    assert dict(zip(*[iter(runner.method_overrides("mcc_stain", target))] * 2))["--model.image_augmentation"] == "stain"
 
 
 def test_summary_is_mean_and_population_std_over_seeds(runner):
