@@ -50,9 +50,9 @@ METHOD_OVERRIDES = {
     "dann_iw": ["--training.method", "dann", "--training.domain_loss_class_weighting", "true"],
     "dann_iw_stain": ["--training.method", "dann", "--training.domain_loss_class_weighting", "true",
                       "--model.image_augmentation", "stain"],
-    "mcc": ["--training.method", "source_only", "--training.mcc_loss_weight", "1.0"],
+    "mcc": ["--training.method", "mcc", "--training.mcc_loss_weight", "1.0"],
     "dann_mcc": ["--training.method", "dann", "--training.mcc_loss_weight", "1.0"],
-    "mcc_stain": ["--training.method", "source_only", "--training.mcc_loss_weight", "1.0",
+    "mcc_stain": ["--training.method", "mcc", "--training.mcc_loss_weight", "1.0",
                   "--model.image_augmentation", "stain"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")

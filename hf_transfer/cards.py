@@ -32,6 +32,7 @@ MODALITY_BY_TASK = {"image-classification": "image", "audio-classification": "au
 METHOD_TITLES = {
     "dann": "domain-adversarial training (DANN) with a gradient reversal layer",
     "source_only": "source-only fine-tuning (no domain alignment)",
+    "mcc": "Minimum Class Confusion (MCC) on the unlabelled target",
 }
 METHOD_DESCRIPTIONS = {
     "dann": (
@@ -43,7 +44,38 @@ METHOD_DESCRIPTIONS = {
         "The adapter was fine-tuned on labelled source data only; the target domain was used for evaluation. This is "
         "the reference point that domain adaptation methods are compared against."
     ),
+    "mcc": (
+        "Alongside the classification loss on labelled source data, a Minimum Class Confusion loss (Jin et al., ECCV "
+        "2020) on the model's predictions for unlabelled target inputs penalises probability shared between classes, "
+        "so target predictions become confident and classes stay apart. No discriminator is involved; only source "
+        "labels are used."
+    ),
 }
+METHOD_SHORT = {"dann": "DANN", "source_only": "Source-only", "mcc": "MCC"}
+_MCC_ADDITION = (
+    " A Minimum Class Confusion loss (Jin et al., ECCV 2020) on the target predictions is added, penalising "
+    "probability shared between classes."
+)
+_IWDAN_ADDITION = (
+    " Source examples are weighted in the domain loss by the ratio of the target's estimated class proportions to the "
+    "source's (IWDAN, Combes et al., NeurIPS 2020), so a different class mix is not forced into alignment."
+)
+
+
+def method_view(info: Mapping) -> dict[str, Any]:
+    """Title, short name, description, tags and the target's role for the card, from ``domain_adaptation.json``."""
+    method = info.get("method") if info.get("method") in METHOD_TITLES else "dann"
+    title, short, description = METHOD_TITLES[method], METHOD_SHORT[method], METHOD_DESCRIPTIONS[method]
+    tags = {"dann": ["dann"], "mcc": ["mcc"], "source_only": ["source-only"]}[method]
+    mcc_weight = _as_dict(info.get("mcc")).get("weight") or 0
+    if method == "dann" and _as_dict(info.get("grl")).get("class_weighting"):
+        title, short, description = title + ", class-weighted (IWDAN)", "IWDAN", description + _IWDAN_ADDITION
+        tags.append("iwdan")
+    if method == "dann" and isinstance(mcc_weight, (int, float)) and mcc_weight > 0:
+        title, short, description = title + ", plus Minimum Class Confusion (MCC)", short + " + MCC", description + _MCC_ADDITION
+        tags.append("mcc")
+    role = "evaluation only" if method == "source_only" else "unlabelled during training"
+    return {"method": method, "title": title, "short": short, "description": description, "tags": tags, "role": role}
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 _EMBEDDED_PATH = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?[\\/][^\s'\"`,;)]+")
@@ -259,10 +291,11 @@ def build_model_card(
     base = base if is_hub_id(base) else None
     task = info.get("task") or "image-classification"
     modality = info.get("modality") or MODALITY_BY_TASK.get(task, "image")
-    method = info.get("method") if info.get("method") in METHOD_TITLES else "dann"
+    view = method_view(info)
+    method = view["method"]
     source, target = _as_dict(info.get("source_domain")), _as_dict(info.get("target_domain"))
     datasets = [d for d in (source.get("dataset"), target.get("dataset")) if is_hub_id(d)]
-    tags = ["domain-adaptation", "dann" if method == "dann" else "source-only", "lora", "hf-transfer", modality, "peft"]
+    tags = ["domain-adaptation", *view["tags"], "lora", "hf-transfer", modality, "peft"]
     if domain != "generic":
         tags.append(domain)
     card_license = license or info.get("license") or "unknown"
@@ -295,10 +328,10 @@ def build_model_card(
         task=task,
         domain=domain,
         method=method,
-        method_title=METHOD_TITLES[method],
-        method_short="DANN" if method == "dann" else "Source-only",
-        method_description=METHOD_DESCRIPTIONS[method],
-        target_role="unlabelled during training" if method == "dann" else "evaluation only",
+        method_title=view["title"],
+        method_short=view["short"],
+        method_description=view["description"],
+        target_role=view["role"],
         source=_domain_view(source),
         target=_domain_view(target),
         labels=labels,
@@ -308,7 +341,12 @@ def build_model_card(
         discriminator_summary=_summary(
             _as_dict(info.get("discriminator")), ["feature_dim", "hidden_size", "num_layers", "dropout"]
         ),
-        grl_summary=_summary(_as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda", "domain_loss_weight"]),
+        grl_summary=_summary(
+            _as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda", "domain_loss_weight", "class_weighting"]
+        ),
+        mcc_summary=_summary(_as_dict(info.get("mcc")), ["weight", "temperature"])
+        if (_as_dict(info.get("mcc")).get("weight") or 0) > 0
+        else "",
         training_summary=_summary(
             _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
         ),

@@ -99,7 +99,7 @@ class DomainAdaptationTrainer(Trainer):
                 raise ValueError(f"The {name!r} evaluation set is empty; drop it or pass examples.")
         model.domain_loss_weight = args.effective_domain_loss_weight
         model.class_weighted_alignment = args.domain_loss_class_weighting
-        model.mcc_loss_weight = args.mcc_loss_weight
+        model.mcc_loss_weight = args.effective_mcc_loss_weight
         model.mcc_loss.temperature = args.mcc_temperature
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
@@ -160,7 +160,7 @@ class DomainAdaptationTrainer(Trainer):
                 "domain_loss_weight": args.effective_domain_loss_weight,
                 "class_weighting": args.domain_loss_class_weighting,
             },
-            "mcc": {"weight": args.mcc_loss_weight, "temperature": args.mcc_temperature},
+            "mcc": {"weight": args.effective_mcc_loss_weight, "temperature": args.mcc_temperature},
             "training": {
                 "max_steps": args.max_steps,
                 "num_train_epochs": args.num_train_epochs,

@@ -13,7 +13,7 @@ from transformers import TrainingArguments
 
 from .alignment.schedules import GRL_SCHEDULES
 
-METHODS = ("dann", "source_only")
+METHODS = ("dann", "source_only", "mcc")
 
 
 def _has_accelerator() -> bool:
@@ -28,7 +28,10 @@ class DomainAdaptationArguments(TrainingArguments):
 
     method: str = field(
         default="dann",
-        metadata={"help": "'dann' (domain-adversarial) or 'source_only' (same code path, domain loss weighted by 0)."},
+        metadata={
+            "help": "'dann' (domain-adversarial), 'mcc' (Minimum Class Confusion on the target, no adversary) or "
+            "'source_only' (the baseline: same code path, no target loss)."
+        },
     )
     target_ratio: int = field(
         default=1,
@@ -49,11 +52,11 @@ class DomainAdaptationArguments(TrainingArguments):
             "p_T estimated from the model's target predictions, so alignment survives a class-mix (label) shift."
         },
     )
-    mcc_loss_weight: float = field(
-        default=0.0,
+    mcc_loss_weight: float | None = field(
+        default=None,
         metadata={
             "help": "Weight of Minimum Class Confusion (Jin et al. 2020) on the target rows: a class-aware, "
-            "discriminator-free loss; 0 = off. Adds to either method (with source_only it is MCC alone)."
+            "discriminator-free loss. Default: 1.0 for method 'mcc', 0 (off) for 'dann' (set it for DANN + MCC)."
         },
     )
     mcc_temperature: float = field(default=2.5, metadata={"help": "Softmax temperature of the MCC loss."})
@@ -110,10 +113,15 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"grl_schedule must be one of {GRL_SCHEDULES}, got {self.grl_schedule!r}.")
         if self.target_ratio < 1:
             raise ValueError(f"target_ratio must be >= 1 (target examples per source example), got {self.target_ratio}.")
-        if self.mcc_loss_weight < 0 or self.mcc_temperature <= 0:
+        if (self.mcc_loss_weight is not None and self.mcc_loss_weight < 0) or self.mcc_temperature <= 0:
             raise ValueError(
                 f"mcc_loss_weight must be >= 0 and mcc_temperature > 0, got {self.mcc_loss_weight} and "
                 f"{self.mcc_temperature}."
+            )
+        if self.method == "source_only" and self.mcc_loss_weight:
+            raise ValueError(
+                "method 'source_only' is the no-adaptation baseline and takes no MCC loss; use method 'mcc' for "
+                "MCC alone or 'dann' with mcc_loss_weight for DANN + MCC."
             )
         if self.discriminator_lr_multiplier <= 0:
             raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
@@ -131,5 +139,12 @@ class DomainAdaptationArguments(TrainingArguments):
 
     @property
     def effective_domain_loss_weight(self) -> float:
-        """0 for ``source_only``: the discriminator still runs, its loss leaves the backbone untouched."""
-        return 0.0 if self.method == "source_only" else self.domain_loss_weight
+        """0 unless ``dann``: the discriminator still runs (DDP-safe), its loss leaves the backbone untouched."""
+        return self.domain_loss_weight if self.method == "dann" else 0.0
+
+    @property
+    def effective_mcc_loss_weight(self) -> float:
+        """``mcc_loss_weight``, defaulting to 1.0 for ``mcc`` and 0 otherwise."""
+        if self.mcc_loss_weight is not None:
+            return self.mcc_loss_weight
+        return 1.0 if self.method == "mcc" else 0.0

@@ -43,7 +43,7 @@ def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runn
     stain_dann = dict(zip(*[iter(runner.method_overrides("dann_stain", target))] * 2))
     assert stain_dann == {"--training.method": "dann", "--model.image_augmentation": "stain"}
     mcc = dict(zip(*[iter(runner.method_overrides("mcc", target))] * 2))
-    assert mcc == {"--training.method": "source_only", "--training.mcc_loss_weight": "1.0"}  # MCC alone, no adversary
+    assert mcc == {"--training.method": "mcc", "--training.mcc_loss_weight": "1.0"}  # MCC alone, no adversary
     assert dict(zip(*[iter(runner.method_overrides("dann_mcc", target))] * 2))["--training.method"] == "dann"
     assert dict(zip(*[iter(runner.method_overrides("mcc_stain", target))] * 2))["--model.image_augmentation"] == "stain"
 

@@ -171,3 +171,21 @@ def test_sanitize_and_path_detection():
     cleaned = sanitize({"a": "/srv/data", "b": ["see /srv/data/x.csv now", "org/ds"], "c": 3, "d": SECRET})
     assert cleaned == {"a": LOCAL_DATA, "b": [f"see {LOCAL_DATA} now", "org/ds"], "c": 3, "d": "[redacted]"}
     assert sanitize("https://huggingface.co/org/model") == "https://huggingface.co/org/model"
+
+
+def test_mcc_and_iwdan_runs_say_what_they_did(tmp_path):
+    mcc = build_model_card(run_info(tmp_path, method="mcc", mcc={"weight": 1.0, "temperature": 2.5}), repo_id="org/m")
+    assert "mcc" in mcc.data.tags and "dann" not in mcc.data.tags
+    assert "Minimum Class Confusion (MCC) on the unlabelled target" in mcc.content
+    assert "Minimum Class Confusion: weight=1.0, temperature=2.5" in mcc.content
+    assert "Domain discriminator:" not in mcc.content and "unlabelled during training" in mcc.content
+    assert validate_card_metadata(mcc.content) == []
+
+    grl = {"schedule": "dann", "gamma": 10.0, "max_lambda": 1.0, "domain_loss_weight": 1.0, "class_weighting": True}
+    both = build_model_card(run_info(tmp_path, grl=grl, mcc={"weight": 0.5, "temperature": 2.5}), repo_id="org/m")
+    assert {"dann", "iwdan", "mcc"} <= set(both.data.tags)
+    assert "class-weighted (IWDAN), plus Minimum Class Confusion (MCC)" in both.content
+    assert "| IWDAN + MCC (this model) |" in both.content and "class_weighting=True" in both.content
+
+    plain = build_model_card(run_info(tmp_path, mcc={"weight": 0.0, "temperature": 2.5}), repo_id="org/m")
+    assert "mcc" not in plain.data.tags and "Minimum Class Confusion" not in plain.content

@@ -70,7 +70,7 @@ def test_trainer_sets_and_logs_mcc(tmp_path):
     torch.manual_seed(0)
     model = build_model()
     args = DomainAdaptationArguments(
-        output_dir=str(tmp_path), mcc_loss_weight=0.3, mcc_temperature=2.0, max_steps=2, logging_steps=1,
+        output_dir=str(tmp_path), method="mcc", mcc_loss_weight=0.3, mcc_temperature=2.0, max_steps=2, logging_steps=1,
         per_device_train_batch_size=4, report_to="none", save_strategy="no", disable_tqdm=True,
     )
     trainer = DomainAdaptationTrainer(model=model, args=args, source_dataset=make_domain(8), target_dataset=make_domain(8))
@@ -81,3 +81,15 @@ def test_trainer_sets_and_logs_mcc(tmp_path):
     assert trainer._run_metadata()["mcc"] == {"weight": 0.3, "temperature": 2.0}
     with pytest.raises(ValueError, match="mcc_loss_weight must be >= 0"):
         DomainAdaptationArguments(output_dir=str(tmp_path), mcc_loss_weight=-1.0)
+
+
+def test_method_mcc_defaults_to_weight_one_and_source_only_refuses_mcc(tmp_path):
+    from hf_transfer.training_args import DomainAdaptationArguments
+
+    mcc = DomainAdaptationArguments(output_dir=str(tmp_path), method="mcc")
+    assert mcc.effective_mcc_loss_weight == 1.0 and mcc.effective_domain_loss_weight == 0.0
+    dann = DomainAdaptationArguments(output_dir=str(tmp_path), method="dann", domain_loss_weight=0.3)
+    assert dann.effective_mcc_loss_weight == 0.0 and dann.effective_domain_loss_weight == 0.3
+    assert DomainAdaptationArguments(output_dir=str(tmp_path), mcc_loss_weight=0.5).effective_mcc_loss_weight == 0.5
+    with pytest.raises(ValueError, match="use method 'mcc'"):
+        DomainAdaptationArguments(output_dir=str(tmp_path), method="source_only", mcc_loss_weight=1.0)
