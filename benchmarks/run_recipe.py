@@ -107,8 +107,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def method_overrides(method: str, target) -> list[str]:
-    """CLI overrides that turn the recipe into ``method`` (``target``: the parsed target section)."""
+def method_overrides(method: str, target, source=None) -> list[str]:
+    """CLI overrides that turn the recipe into ``method`` (``target``/``source``: the parsed domain sections)."""
     if method != "target_oracle":
         return list(METHOD_OVERRIDES[method])
     oracle = ["--training.method", "source_only", "--source.dataset", target.dataset, "--source.split", target.split,
@@ -118,7 +118,10 @@ def method_overrides(method: str, target) -> list[str]:
         if value is not None:
             oracle += [f"--source.{name}", str(value)]
     # the oracle's "source" is the target: it gets the target's field of view (1.0 = no crop), not the source's
-    oracle += ["--source.center_crop", str(target.center_crop if target.center_crop is not None else 1.0)]
+    if target.center_crop is not None:
+        oracle += ["--source.center_crop", str(target.center_crop)]
+    elif source is not None and source.center_crop is not None:
+        oracle += ["--source.center_crop", "1.0"]
     return oracle
 
 
@@ -131,7 +134,7 @@ def run_one(
 
     config = ROOT / "recipes" / recipe / "local.yaml"
     base = parse_train_arguments(str(config), extra)
-    overrides = method_overrides(method, base[2]) + [
+    overrides = method_overrides(method, base[2], base[1]) + [
         "--training.seed", str(seed), "--training.output_dir", str(work / f"seed{seed}" / (name or method)),
     ]
     if backbone is not None:  # the seed's source-pretrained backbone: adapt it, do not pretrain again

@@ -168,3 +168,21 @@ def test_recipe_runs_a_few_steps_on_tiny_data(domain, kind, prepared, tmp_path):
     assert 0.0 <= metrics["eval_target_accuracy"] <= 1.0 and "eval_target_balanced_accuracy" in metrics
     if args[4].epochs > 0:
         assert (out / args[4].output_subdir / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("domain", DOMAIN_RECIPES)
+def test_benchmark_oracle_runs_on_each_local_recipe(domain, prepared, tmp_path):
+    """The runner's target_oracle overrides build a valid run for every modality (image crops, text, audio)."""
+    from hf_transfer.pipeline import run_training
+
+    spec = importlib.util.spec_from_file_location("run_recipe_for_oracle", ROOT / "benchmarks" / "run_recipe.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    prepared(domain)
+    config = str(ROOT / "recipes" / domain / "local.yaml")
+    base = parse_train_arguments(config, _tiny_overrides(domain, "local", tmp_path))
+    overrides = _tiny_overrides(domain, "local", tmp_path) + runner.method_overrides("target_oracle", base[2], base[1])
+    args = parse_train_arguments(config, overrides)
+    assert args[1].dataset == base[2].dataset and args[3].method == "source_only"
+    metrics = run_training(*args)
+    assert 0.0 <= metrics["eval_source_accuracy"] <= 1.0  # the oracle's "source" is the target
