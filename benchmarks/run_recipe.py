@@ -68,6 +68,15 @@ COMPARISONS = (
     ("dann_mcc", "source_only"),
     ("mcc_stain", "source_only_stain"),
 )
+# how the gain lines name a method (others by their key)
+METHOD_NAMES = {
+    "source_only": "source-only",
+    "dann": "DANN",
+    "dann_srcval": "DANN (weight by source validation)",
+    "dann_iw": "IWDAN (class-weighted DANN)",
+    "mcc": "MCC (no discriminator)",
+    "dann_mcc": "DANN + MCC",
+}
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training
 # that erases class information shows up as a source-accuracy drop).
@@ -225,10 +234,7 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
                                ("target_balanced_accuracy", "balanced accuracy"))
             if key in table[method] and key in table[baseline]
         ]
-        name = {"dann": "DANN", "dann_srcval": "DANN (weight by source validation)",
-                "dann_iw": "IWDAN (class-weighted DANN)", "mcc": "MCC (no discriminator)",
-                "dann_mcc": "DANN + MCC"}.get(method, method)
-        base = {"source_only": "source-only"}.get(baseline, baseline)
+        name, base = METHOD_NAMES.get(method, method), METHOD_NAMES.get(baseline, baseline)
         lines += ["", f"{name} − {base} on the target (points): {', '.join(gains)}."]
     return "\n".join(lines) + "\n"
 
@@ -267,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_warning()
     methods = ns.methods or [*METHODS, *EXTRA_METHODS.get(ns.recipe, ())]
     out = Path(ns.out)
-    previous = json.loads((out / f"{ns.recipe}.json").read_text())["runs"] if ns.append else []
+    previous_payload = json.loads((out / f"{ns.recipe}.json").read_text()) if ns.append else {"runs": []}
+    previous = previous_payload["runs"]
     runs = []
     for seed in ns.seeds:
         done = {r["method"]: r for r in previous if r["seed"] == seed}
@@ -286,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.append:
         replaced = {(r["method"], r["seed"]) for r in runs}
         runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
-        commit = f"{json.loads((out / f'{ns.recipe}.json').read_text())['commit']}, {commit}"
+        commit = f"{previous_payload['commit']}, {commit}"
         methods = list(dict.fromkeys(r["method"] for r in runs))
     table = summarise(runs, methods)
     out.mkdir(parents=True, exist_ok=True)

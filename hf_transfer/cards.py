@@ -62,16 +62,21 @@ _IWDAN_ADDITION = (
 )
 
 
+def _mcc_weight(info: Mapping) -> float:
+    """The MCC weight recorded in ``domain_adaptation.json`` (0 when absent or not a number)."""
+    weight = _as_dict(info.get("mcc")).get("weight")
+    return float(weight) if isinstance(weight, (int, float)) and not isinstance(weight, bool) else 0.0
+
+
 def method_view(info: Mapping) -> dict[str, Any]:
     """Title, short name, description, tags and the target's role for the card, from ``domain_adaptation.json``."""
     method = info.get("method") if info.get("method") in METHOD_TITLES else "dann"
     title, short, description = METHOD_TITLES[method], METHOD_SHORT[method], METHOD_DESCRIPTIONS[method]
     tags = {"dann": ["dann"], "mcc": ["mcc"], "source_only": ["source-only"]}[method]
-    mcc_weight = _as_dict(info.get("mcc")).get("weight") or 0
     if method == "dann" and _as_dict(info.get("grl")).get("class_weighting"):
         title, short, description = title + ", class-weighted (IWDAN)", "IWDAN", description + _IWDAN_ADDITION
         tags.append("iwdan")
-    if method == "dann" and isinstance(mcc_weight, (int, float)) and mcc_weight > 0:
+    if method == "dann" and _mcc_weight(info) > 0:
         title, short, description = title + ", plus Minimum Class Confusion (MCC)", short + " + MCC", description + _MCC_ADDITION
         tags.append("mcc")
     role = "evaluation only" if method == "source_only" else "unlabelled during training"
@@ -344,9 +349,7 @@ def build_model_card(
         grl_summary=_summary(
             _as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda", "domain_loss_weight", "class_weighting"]
         ),
-        mcc_summary=_summary(_as_dict(info.get("mcc")), ["weight", "temperature"])
-        if (_as_dict(info.get("mcc")).get("weight") or 0) > 0
-        else "",
+        mcc_summary=_summary(_as_dict(info.get("mcc")), ["weight", "temperature"]) if _mcc_weight(info) > 0 else "",
         training_summary=_summary(
             _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
         ),

@@ -28,7 +28,7 @@ import datasets
 from datasets import Audio, ClassLabel, Dataset, Image, Value
 
 from .audio import AUDIO_EXTENSIONS
-from .image import IMAGE_EXTENSIONS
+from .image import IMAGE_EXTENSIONS, CenterCrop
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +106,8 @@ class DomainDataArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.center_crop is not None and not 0.0 < self.center_crop <= 1.0:
-            raise ValueError(
-                f"center_crop must be in (0, 1], got {self.center_crop}: it is the fraction of the shorter image side "
-                "kept around the centre (1.0 = no crop)."
-            )
+        if self.center_crop is not None:
+            CenterCrop(self.center_crop)  # fail at parse time, with the crop's own check
 
 
 # --------------------------------------------------------------------------- modality

@@ -92,7 +92,10 @@ class CenterCrop:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"center_crop must be in (0, 1], got {self.fraction}: it is the fraction of the shorter side kept.")
+            raise ValueError(
+                f"center_crop must be in (0, 1], got {self.fraction}: it is the fraction of the shorter image side "
+                "kept around the centre (1.0 = no crop)."
+            )
 
     def __call__(self, image: PILImage.Image) -> PILImage.Image:
         if self.fraction == 1.0:
