@@ -54,6 +54,8 @@ METHOD_OVERRIDES = {
     "dann_mcc": ["--training.method", "dann", "--training.mcc_loss_weight", "1.0"],
     "mcc_stain": ["--training.method", "mcc", "--training.mcc_loss_weight", "1.0",
                   "--model.image_augmentation", "stain"],
+    "cdan": ["--training.method", "cdan", "--training.mcc_loss_weight", "0"],
+    "cdan_stain": ["--training.method", "cdan", "--training.mcc_loss_weight", "0", "--model.image_augmentation", "stain"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
 # (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
@@ -67,6 +69,8 @@ COMPARISONS = (
     ("mcc", "source_only"),
     ("dann_mcc", "source_only"),
     ("mcc_stain", "source_only_stain"),
+    ("cdan", "source_only"),
+    ("cdan_stain", "source_only_stain"),
 )
 # how the gain lines name a method (others by their key)
 METHOD_NAMES = {
@@ -76,6 +80,8 @@ METHOD_NAMES = {
     "dann_iw": "IWDAN (class-weighted DANN)",
     "mcc": "MCC (no discriminator)",
     "dann_mcc": "DANN + MCC",
+    "cdan": "CDAN+E (conditional DANN)",
+    "cdan_stain": "CDAN+E + stain",
 }
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training

@@ -18,6 +18,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .training_args import ADVERSARIAL_METHODS
+
 DOMAINS = ("generic", "medical", "finance", "speech")
 LOCAL_DATA = "local data"
 TEMPLATE_NAME = "hf_transfer_card.md"
@@ -31,6 +33,7 @@ AUTO_CLASS_BY_TASK = {
 MODALITY_BY_TASK = {"image-classification": "image", "audio-classification": "audio", "text-classification": "text"}
 METHOD_TITLES = {
     "dann": "domain-adversarial training (DANN) with a gradient reversal layer",
+    "cdan": "conditional domain-adversarial training (CDAN) with a gradient reversal layer",
     "source_only": "source-only fine-tuning (no domain alignment)",
     "mcc": "Minimum Class Confusion (MCC) on the unlabelled target",
 }
@@ -39,6 +42,13 @@ METHOD_DESCRIPTIONS = {
         "During training a small domain discriminator learns to tell source features from target features, while a "
         "gradient reversal layer pushes the backbone (through its LoRA weights) towards features the discriminator "
         "cannot separate. Only source labels are used; the target domain contributes unlabelled inputs."
+    ),
+    "cdan": (
+        "During training a small domain discriminator learns to tell source from target examples from their features "
+        "combined with the model's class predictions (Long et al., NeurIPS 2018), while a gradient reversal layer pushes "
+        "the backbone (through its LoRA weights) to make them indistinguishable. Conditioning on the predictions aligns "
+        "each class with itself rather than the two domains as a whole. Only source labels are used; the target domain "
+        "contributes unlabelled inputs."
     ),
     "source_only": (
         "The adapter was fine-tuned on labelled source data only; the target domain was used for evaluation. This is "
@@ -51,7 +61,11 @@ METHOD_DESCRIPTIONS = {
         "labels are used."
     ),
 }
-METHOD_SHORT = {"dann": "DANN", "source_only": "Source-only", "mcc": "MCC"}
+METHOD_SHORT = {"dann": "DANN", "cdan": "CDAN", "source_only": "Source-only", "mcc": "MCC"}
+_CDAN_ENTROPY_ADDITION = (
+    " Each example's domain loss is weighted by the certainty of its prediction (entropy conditioning, CDAN+E), so "
+    "uncertain predictions steer the alignment less."
+)
 _MCC_ADDITION = (
     " A Minimum Class Confusion loss (Jin et al., ECCV 2020) on the target predictions is added, penalising "
     "probability shared between classes."
@@ -60,6 +74,17 @@ _IWDAN_ADDITION = (
     " Source examples are weighted in the domain loss by the ratio of the target's estimated class proportions to the "
     "source's (IWDAN, Combes et al., NeurIPS 2020), so a different class mix is not forced into alignment."
 )
+
+
+def _conditioning_summary(info: Mapping) -> str:
+    """CDAN's conditioning in words: which multilinear map, and whether entropy conditioning was on."""
+    settings = _as_dict(info.get("conditioning"))
+    if settings.get("map") == "randomized":
+        kind = f"randomized multilinear map (features ⊗ predictions, {settings.get('randomized_dim')} dimensions)"
+    else:
+        kind = "multilinear map (features ⊗ predictions)"
+    entropy = "on" if settings.get("entropy_conditioning", True) else "off"
+    return f"{kind}; entropy conditioning {entropy}"
 
 
 def _mcc_weight(info: Mapping) -> float:
@@ -72,11 +97,14 @@ def method_view(info: Mapping) -> dict[str, Any]:
     """Title, short name, description, tags and the target's role for the card, from ``domain_adaptation.json``."""
     method = info.get("method") if info.get("method") in METHOD_TITLES else "dann"
     title, short, description = METHOD_TITLES[method], METHOD_SHORT[method], METHOD_DESCRIPTIONS[method]
-    tags = {"dann": ["dann"], "mcc": ["mcc"], "source_only": ["source-only"]}[method]
-    if method == "dann" and _as_dict(info.get("grl")).get("class_weighting"):
-        title, short, description = title + ", class-weighted (IWDAN)", "IWDAN", description + _IWDAN_ADDITION
-        tags.append("iwdan")
-    if method == "dann" and _mcc_weight(info) > 0:
+    tags = {"dann": ["dann"], "cdan": ["cdan"], "mcc": ["mcc"], "source_only": ["source-only"]}[method]
+    if method == "cdan" and _as_dict(info.get("conditioning")).get("entropy_conditioning", True):
+        title, short, description = title.replace("(CDAN)", "(CDAN+E)"), "CDAN+E", description + _CDAN_ENTROPY_ADDITION
+    if method in ADVERSARIAL_METHODS and _as_dict(info.get("grl")).get("class_weighting"):
+        weighted = "IW" + {"dann": "DAN", "cdan": "CDAN"}[method]
+        title, short, description = title + f", class-weighted ({weighted})", weighted, description + _IWDAN_ADDITION
+        tags.append(weighted.lower())
+    if method in ADVERSARIAL_METHODS and _mcc_weight(info) > 0:
         title, short, description = title + ", plus Minimum Class Confusion (MCC)", short + " + MCC", description + _MCC_ADDITION
         tags.append("mcc")
     role = "evaluation only" if method == "source_only" else "unlabelled during training"
@@ -346,6 +374,7 @@ def build_model_card(
         discriminator_summary=_summary(
             _as_dict(info.get("discriminator")), ["feature_dim", "hidden_size", "num_layers", "dropout"]
         ),
+        conditioning_summary=_conditioning_summary(info) if method == "cdan" else "",
         grl_summary=_summary(
             _as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda", "domain_loss_weight", "class_weighting"]
         ),

@@ -32,6 +32,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .alignment import (
+    ConditionalDomainAdversarialLoss,
     DomainAdversarialLoss,
     DomainDiscriminator,
     MinimumClassConfusionLoss,
@@ -128,13 +129,15 @@ class DomainAdaptationModel(nn.Module):
 
     Build one with :meth:`from_backbone`; reload a saved one with :meth:`from_pretrained`.
     ``domain_loss_weight`` is the trade-off weight of the domain loss (0 = source-only) and
-    ``self.domain_loss.grl.coeff`` is λ; the trainer sets both.
+    ``self.domain_loss.grl.coeff`` is λ; the trainer sets both. ``discriminator`` is a
+    :class:`DomainDiscriminator` (DANN) or a ready domain loss such as
+    :class:`~hf_transfer.alignment.ConditionalDomainAdversarialLoss` (CDAN).
     """
 
     def __init__(
         self,
         peft_model: PeftModel,
-        discriminator: DomainDiscriminator,
+        discriminator: DomainDiscriminator | DomainAdversarialLoss,
         classifier_name: str,
         *,
         metadata: dict[str, Any] | None = None,
@@ -142,7 +145,9 @@ class DomainAdaptationModel(nn.Module):
     ) -> None:
         super().__init__()
         self.model = peft_model
-        self.domain_loss = DomainAdversarialLoss(discriminator)
+        self.domain_loss = (
+            discriminator if isinstance(discriminator, DomainAdversarialLoss) else DomainAdversarialLoss(discriminator)
+        )
         self.classifier_name = classifier_name
         self.domain_loss_weight = float(domain_loss_weight)
         self.class_weighted_alignment = False  # IWDAN: re-weight source classes to the target's estimated mix
@@ -169,11 +174,16 @@ class DomainAdaptationModel(nn.Module):
         discriminator_dropout: float = 0.1,
         base_model_name_or_path: str | None = None,
         domain_loss_weight: float = 1.0,
+        conditional_alignment: bool = False,
+        entropy_conditioning: bool = True,
+        randomized_dim: int = 1024,
     ) -> "DomainAdaptationModel":
         """Wrap ``backbone`` with LoRA and a fresh domain discriminator.
 
         ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
-        a comma-separated string or a list of module names.
+        a comma-separated string or a list of module names. ``conditional_alignment`` builds a CDAN
+        discriminator (on features ⊗ predictions, with ``entropy_conditioning`` and a
+        ``randomized_dim`` map for large heads) instead of DANN's.
         """
         classifier_name = find_classifier(backbone)
         feature_dim = _first_linear(backbone.get_submodule(classifier_name)).in_features
@@ -193,12 +203,23 @@ class DomainAdaptationModel(nn.Module):
         peft_model = get_peft_model(backbone, lora_config)
         if base_name:
             peft_model.peft_config["default"].base_model_name_or_path = base_name
-        discriminator = DomainDiscriminator(
-            feature_dim,
-            hidden_size=discriminator_hidden_size,
-            num_layers=discriminator_num_layers,
-            dropout=discriminator_dropout,
-        )
+        if conditional_alignment:
+            discriminator = ConditionalDomainAdversarialLoss.build(
+                feature_dim,
+                backbone.config.num_labels,
+                hidden_size=discriminator_hidden_size,
+                num_layers=discriminator_num_layers,
+                dropout=discriminator_dropout,
+                entropy_conditioning=entropy_conditioning,
+                randomized_dim=randomized_dim,
+            )
+        else:
+            discriminator = DomainDiscriminator(
+                feature_dim,
+                hidden_size=discriminator_hidden_size,
+                num_layers=discriminator_num_layers,
+                dropout=discriminator_dropout,
+            )
         modality = infer_modality(backbone)
         metadata = {
             "base_model": base_name,
@@ -208,8 +229,10 @@ class DomainAdaptationModel(nn.Module):
             "label2id": {k: int(v) for k, v in backbone.config.label2id.items()},
             "classifier": classifier_name,
             "lora": {"r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "target_modules": targets},
-            "discriminator": discriminator.config_dict(),
+            "discriminator": (discriminator.discriminator if conditional_alignment else discriminator).config_dict(),
         }
+        if conditional_alignment:
+            metadata["conditioning"] = discriminator.settings
         model = cls(peft_model, discriminator, classifier_name, metadata=metadata, domain_loss_weight=domain_loss_weight)
         logger.info("hf_transfer: %s", model.trainable_parameters_summary())
         return model
@@ -235,15 +258,19 @@ class DomainAdaptationModel(nn.Module):
             base_model = _load_base_model(meta, trust_remote_code=trust_remote_code, **hub_kwargs)
         peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
         disc_cfg = meta["discriminator"]
-        discriminator = DomainDiscriminator(
-            disc_cfg["feature_dim"], disc_cfg["hidden_size"], disc_cfg["num_layers"], disc_cfg["dropout"]
-        )
+        if meta.get("conditioning"):
+            discriminator = ConditionalDomainAdversarialLoss.from_settings(meta["conditioning"], disc_cfg)
+        else:
+            discriminator = DomainDiscriminator(
+                disc_cfg["feature_dim"], disc_cfg["hidden_size"], disc_cfg["num_layers"], disc_cfg["dropout"]
+            )
         weights = path / DISCRIMINATOR_WEIGHTS_NAME
+        inner = discriminator.discriminator if isinstance(discriminator, DomainAdversarialLoss) else discriminator
         if weights.exists():
-            discriminator.load_state_dict(load_file(str(weights)))
+            inner.load_state_dict(load_file(str(weights)))
         else:
             logger.warning("No %s in %s: the domain discriminator starts fresh.", DISCRIMINATOR_WEIGHTS_NAME, path)
-        discriminator.requires_grad_(is_trainable)
+        inner.requires_grad_(is_trainable)
         model = cls(peft_model, discriminator, meta["classifier"], metadata=meta)
         return model.train(is_trainable) if is_trainable else model.eval()
 
@@ -276,6 +303,11 @@ class DomainAdaptationModel(nn.Module):
     @property
     def main_input_name(self) -> str:
         return self.backbone.main_input_name
+
+    @property
+    def is_conditional(self) -> bool:
+        """True when the discriminator is conditioned on the predictions (CDAN)."""
+        return isinstance(self.domain_loss, ConditionalDomainAdversarialLoss)
 
     def _capture_features(self, module: nn.Module, args: tuple) -> None:
         if args:
@@ -311,7 +343,7 @@ class DomainAdaptationModel(nn.Module):
             if features is None:
                 raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
             weights = self._alignment_weights(logits, labels, domain_labels) if self.class_weighted_alignment else None
-            domain = self.domain_loss(features.float(), domain_labels, weights)
+            domain = self.domain_loss(features.float(), domain_labels, weights, logits=logits)
             output.domain_loss, output.domain_accuracy = domain.loss, domain.accuracy
             weighted = self.domain_loss_weight * domain.loss
             loss = weighted if loss is None else loss + weighted

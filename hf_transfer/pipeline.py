@@ -215,6 +215,9 @@ def run_training(
         discriminator_num_layers=training_args.discriminator_num_layers,
         discriminator_dropout=training_args.discriminator_dropout,
         base_model_name_or_path=base_model_name_or_path,
+        conditional_alignment=training_args.method == "cdan",
+        entropy_conditioning=training_args.cdan_entropy_conditioning,
+        randomized_dim=training_args.cdan_randomized_dim,
     )
     model.metadata["source_domain"] = _domain_description(source_args)
     model.metadata["target_domain"] = _domain_description(target_args)

@@ -32,7 +32,7 @@ from .data.labels import label_names
 from .data.pairing import SourceTargetDataset, has_labels
 from .metrics import ClassificationMetrics
 from .modeling import DISCRIMINATOR_WEIGHTS_NAME, DomainAdaptationModel
-from .training_args import DomainAdaptationArguments
+from .training_args import ADVERSARIAL_METHODS, DomainAdaptationArguments
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,12 @@ class DomainAdaptationTrainer(Trainer):
         for name, dataset in (eval_datasets or {}).items():
             if dataset is not None and len(dataset) == 0:
                 raise ValueError(f"The {name!r} evaluation set is empty; drop it or pass examples.")
+        if args.method in ADVERSARIAL_METHODS and model.is_conditional != (args.method == "cdan"):
+            raise ValueError(
+                f"method {args.method!r} needs a {'conditional (CDAN)' if args.method == 'cdan' else 'DANN'} "
+                "discriminator but the model has the other kind; build it with DomainAdaptationModel.from_backbone("
+                f"..., conditional_alignment={args.method == 'cdan'})."
+            )
         model.domain_loss_weight = args.effective_domain_loss_weight
         model.class_weighted_alignment = args.domain_loss_class_weighting
         model.mcc_loss_weight = args.effective_mcc_loss_weight

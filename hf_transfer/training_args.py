@@ -13,7 +13,8 @@ from transformers import TrainingArguments
 
 from .alignment.schedules import GRL_SCHEDULES
 
-METHODS = ("dann", "source_only", "mcc")
+METHODS = ("dann", "cdan", "source_only", "mcc")
+ADVERSARIAL_METHODS = ("dann", "cdan")
 
 
 def _has_accelerator() -> bool:
@@ -29,8 +30,9 @@ class DomainAdaptationArguments(TrainingArguments):
     method: str = field(
         default="dann",
         metadata={
-            "help": "'dann' (domain-adversarial), 'mcc' (Minimum Class Confusion on the target, no adversary) or "
-            "'source_only' (the baseline: same code path, no target loss)."
+            "help": "'dann' (domain-adversarial), 'cdan' (conditional domain-adversarial: the discriminator also sees "
+            "the class predictions), 'mcc' (Minimum Class Confusion on the target, no adversary) or 'source_only' "
+            "(the baseline: same code path, no target loss)."
         },
     )
     target_ratio: int = field(
@@ -56,10 +58,21 @@ class DomainAdaptationArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "Weight of Minimum Class Confusion (Jin et al. 2020) on the target rows: a class-aware, "
-            "discriminator-free loss. Default: 1.0 for method 'mcc', 0 (off) for 'dann' (set it for DANN + MCC)."
+            "discriminator-free loss. Default: 1.0 for method 'mcc', 0 (off) for 'dann'/'cdan' (set it for DANN + MCC)."
         },
     )
     mcc_temperature: float = field(default=2.5, metadata={"help": "Softmax temperature of the MCC loss."})
+    cdan_entropy_conditioning: bool = field(
+        default=True,
+        metadata={"help": "CDAN+E: weight each example's domain loss by 1 + exp(-entropy of its prediction)."},
+    )
+    cdan_randomized_dim: int = field(
+        default=1024,
+        metadata={
+            "help": "Output size of CDAN's randomized multilinear map, used when features × classes > 4096 "
+            "(smaller heads use the exact map)."
+        },
+    )
     grl_schedule: str = field(
         default="dann",
         metadata={"help": "λ schedule: 'dann' (2/(1+exp(-γp))-1, p = step/max_steps) or 'constant'."},
@@ -123,6 +136,8 @@ class DomainAdaptationArguments(TrainingArguments):
                 "method 'source_only' is the no-adaptation baseline and takes no MCC loss; use method 'mcc' for "
                 "MCC alone or 'dann' with mcc_loss_weight for DANN + MCC."
             )
+        if self.cdan_randomized_dim < 1:
+            raise ValueError(f"cdan_randomized_dim must be >= 1, got {self.cdan_randomized_dim}.")
         if self.discriminator_lr_multiplier <= 0:
             raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
         if self.num_target_labels < 0:
@@ -139,8 +154,8 @@ class DomainAdaptationArguments(TrainingArguments):
 
     @property
     def effective_domain_loss_weight(self) -> float:
-        """0 unless ``dann``: the discriminator still runs (DDP-safe), its loss leaves the backbone untouched."""
-        return self.domain_loss_weight if self.method == "dann" else 0.0
+        """0 unless ``dann``/``cdan``: the discriminator still runs (DDP-safe), its loss leaves the backbone untouched."""
+        return self.domain_loss_weight if self.method in ADVERSARIAL_METHODS else 0.0
 
     @property
     def effective_mcc_loss_weight(self) -> float:

@@ -189,3 +189,22 @@ def test_mcc_and_iwdan_runs_say_what_they_did(tmp_path):
 
     plain = build_model_card(run_info(tmp_path, mcc={"weight": 0.0, "temperature": 2.5}), repo_id="org/m")
     assert "mcc" not in plain.data.tags and "Minimum Class Confusion" not in plain.content
+
+
+def test_cdan_runs_name_the_conditioning(tmp_path):
+    conditioning = {"feature_dim": 384, "num_classes": 2, "map": "multilinear", "randomized_dim": 1024, "seed": 0,
+                    "entropy_conditioning": True}
+    cdan = build_model_card(run_info(tmp_path, method="cdan", conditioning=conditioning), repo_id="org/m")
+    assert "cdan" in cdan.data.tags and "dann" not in cdan.data.tags
+    assert "conditional domain-adversarial training (CDAN+E)" in cdan.content
+    assert "| CDAN+E (this model) |" in cdan.content and "Domain discriminator:" in cdan.content
+    assert "Conditioning: multilinear map (features ⊗ predictions); entropy conditioning on" in cdan.content
+    assert validate_card_metadata(cdan.content) == []
+
+    grl = {"schedule": "dann", "gamma": 10.0, "max_lambda": 1.0, "domain_loss_weight": 1.0, "class_weighting": True}
+    plain = dict(conditioning, map="randomized", entropy_conditioning=False)
+    weighted = build_model_card(run_info(tmp_path, method="cdan", conditioning=plain, grl=grl), repo_id="org/m")
+    assert {"cdan", "iwcdan"} <= set(weighted.data.tags) and "layer, class-weighted (IWCDAN)" in weighted.content
+    assert "randomized multilinear map (features ⊗ predictions, 1024 dimensions); entropy conditioning off" in weighted.content
+    dann = build_model_card(run_info(tmp_path), repo_id="org/m")
+    assert "Conditioning:" not in dann.content

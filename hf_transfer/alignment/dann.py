@@ -82,9 +82,16 @@ class DomainAdversarialLoss(nn.Module):
         self.discriminator = discriminator
 
     def forward(
-        self, features: torch.Tensor, domain_labels: torch.Tensor, weights: torch.Tensor | None = None
+        self,
+        features: torch.Tensor,
+        domain_labels: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        logits: torch.Tensor | None = None,
     ) -> DomainLossOutput:
-        """``weights`` (optional, per example, detached) re-weight the BCE terms, e.g. IWDAN's class weights."""
+        """``weights`` (optional, per example, detached) re-weight the BCE terms, e.g. IWDAN's class weights.
+
+        ``logits`` (the classifier's outputs) are ignored here; conditional losses (CDAN) use them.
+        """
         logits = self.discriminator(self.grl(features))
         targets = domain_labels.to(logits.dtype)
         loss = F.binary_cross_entropy_with_logits(

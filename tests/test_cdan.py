@@ -1,0 +1,154 @@
+"""Conditional domain-adversarial loss: the maps, entropy conditioning, the model, the Trainer, save/load."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_transfer.alignment import (
+    ConditionalDomainAdversarialLoss,
+    DomainDiscriminator,
+    MultilinearMap,
+    RandomizedMultilinearMap,
+)
+from hf_transfer.alignment.cdan import conditioning_map
+from tests.conftest import build_model, make_domain, train_args
+from tests.test_modeling import _batch
+
+
+def test_multilinear_map_is_the_flattened_outer_product():
+    torch.manual_seed(0)
+    f, g = torch.randn(5, 4), torch.softmax(torch.randn(5, 3), dim=1)
+    mapped = MultilinearMap(4, 3)(f, g)
+    assert mapped.shape == (5, 12)
+    for i in range(5):
+        assert torch.allclose(mapped[i], torch.outer(g[i], f[i]).flatten())
+
+
+def test_randomized_map_is_seeded_and_approximates_the_multilinear_inner_products():
+    torch.manual_seed(0)
+    f, g = torch.randn(6, 8), torch.softmax(torch.randn(6, 3) * 2, dim=1)
+    first, again = RandomizedMultilinearMap(8, 3, 4096, seed=1), RandomizedMultilinearMap(8, 3, 4096, seed=1)
+    assert torch.equal(first(f, g), again(f, g))  # rebuilt identically from the seed: nothing to save
+    assert not torch.equal(first(f, g), RandomizedMultilinearMap(8, 3, 4096, seed=2)(f, g))
+    assert not list(first.state_dict())  # non-persistent: never written into checkpoints
+    exact, approx = MultilinearMap(8, 3)(f, g), first(f, g)
+    # E[<T⊙(a), T⊙(b)>] = <f_a, f_b><g_a, g_b> = <T⊗(a), T⊗(b)>
+    assert torch.allclose(approx @ approx.T, exact @ exact.T, rtol=0.3, atol=0.3 * exact.norm(dim=1).max() ** 2)
+
+
+def test_conditioning_map_switches_to_randomized_above_4096():
+    assert isinstance(conditioning_map(1024, 4), MultilinearMap)
+    large = conditioning_map(1025, 4, randomized_dim=512)
+    assert isinstance(large, RandomizedMultilinearMap) and large.output_dim == 512
+
+
+def test_loss_is_weighted_bce_of_the_conditioned_features_and_predictions_are_detached():
+    torch.manual_seed(0)
+    loss_fn = ConditionalDomainAdversarialLoss.build(4, 3, hidden_size=8, dropout=0.0, entropy_conditioning=True)
+    features = torch.randn(6, 4, requires_grad=True)
+    logits = torch.randn(6, 3, requires_grad=True)
+    domains = torch.tensor([0, 0, 0, 1, 1, 1])
+    out = loss_fn(features, domains, logits=logits)
+    g = logits.detach().softmax(1)
+    entropy = -(g * g.log()).sum(1)
+    w = 1 + torch.exp(-entropy)
+    w = w * 6 / w.sum()
+    d = loss_fn.discriminator(MultilinearMap(4, 3)(features, g))
+    expected = F.binary_cross_entropy_with_logits(d, domains.float(), weight=w)
+    assert torch.allclose(out.loss, expected)
+    out.loss.backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+    assert logits.grad is None  # the adversary never moves the predictions directly
+
+
+def test_entropy_conditioning_off_gives_plain_bce_and_extra_weights_multiply():
+    torch.manual_seed(0)
+    loss_fn = ConditionalDomainAdversarialLoss.build(4, 2, hidden_size=8, dropout=0.0, entropy_conditioning=False)
+    features, logits = torch.randn(4, 4), torch.randn(4, 2)
+    domains = torch.tensor([0, 0, 1, 1])
+    d = loss_fn.discriminator(MultilinearMap(4, 2)(features, logits.softmax(1)))
+    assert torch.allclose(loss_fn(features, domains, logits=logits).loss,
+                          F.binary_cross_entropy_with_logits(d, domains.float()))
+    weights = torch.tensor([2.0, 0.0, 1.0, 1.0])
+    assert torch.allclose(loss_fn(features, domains, weights, logits=logits).loss,
+                          F.binary_cross_entropy_with_logits(d, domains.float(), weight=weights))
+
+
+def test_bad_construction_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ConditionalDomainAdversarialLoss.build(4, 1)
+    with pytest.raises(ValueError, match="conditioning map gives 12"):
+        ConditionalDomainAdversarialLoss(DomainDiscriminator(4), MultilinearMap(4, 3))
+    with pytest.raises(ValueError, match="pass logits="):
+        ConditionalDomainAdversarialLoss.build(4, 3)(torch.randn(2, 4), torch.tensor([0, 1]))
+
+
+def test_model_with_conditional_discriminator_trains_and_reloads_identically(tmp_path):
+    from hf_transfer.modeling import DomainAdaptationModel
+    from hf_transfer.trainer import DomainAdaptationTrainer
+
+    torch.manual_seed(0)
+    model = build_model(conditional_alignment=True)
+    assert model.is_conditional
+    assert model.metadata["conditioning"]["map"] == "multilinear"
+    assert model.metadata["discriminator"]["feature_dim"] == 32 * 3  # ViT hidden 32 × 3 classes
+    args = train_args(tmp_path, method="cdan", max_steps=3)
+    trainer = DomainAdaptationTrainer(model=model, args=args, source_dataset=make_domain(8),
+                                      target_dataset=make_domain(8, shift=1.0, labelled=False))
+    before = {n: p.detach().clone() for n, p in model.domain_loss.discriminator.named_parameters()}
+    trainer.train()
+    assert any(not torch.equal(before[n], p) for n, p in model.domain_loss.discriminator.named_parameters())
+    logged = [e for e in trainer.state.log_history if "domain_loss" in e]
+    assert logged and all(e["domain_loss"] > 0 for e in logged)
+    assert model.metadata["method"] == "cdan"
+
+    trainer.save_model(str(tmp_path / "saved"))
+    base = build_model(conditional_alignment=True).model.base_model.model  # same seed: same frozen base
+    reloaded = DomainAdaptationModel.from_pretrained(tmp_path / "saved", base_model=base)
+    assert reloaded.is_conditional
+    model.eval()
+    pixels, labels, domains = _batch()
+    with torch.no_grad():
+        a = model(pixel_values=pixels, labels=labels, domain_labels=domains)
+        b = reloaded(pixel_values=pixels, labels=labels, domain_labels=domains)
+    assert torch.allclose(a.logits, b.logits, atol=1e-6)
+    assert torch.allclose(a.domain_loss, b.domain_loss, atol=1e-6)  # same discriminator, same map
+
+
+def test_randomized_conditioning_survives_a_reload(tmp_path):
+    from hf_transfer.modeling import DomainAdaptationModel
+
+    torch.manual_seed(0)
+    model = build_model(conditional_alignment=True)
+    model.domain_loss = ConditionalDomainAdversarialLoss.build(32, 3, hidden_size=16, map_kind="randomized",
+                                                               randomized_dim=16, seed=3)
+    model.metadata["conditioning"] = model.domain_loss.settings
+    model.metadata["discriminator"] = model.domain_loss.discriminator.config_dict()
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = DomainAdaptationModel.from_pretrained(tmp_path / "saved", base_model=build_model().model.base_model.model)
+    assert isinstance(reloaded.domain_loss.conditioning, RandomizedMultilinearMap)
+    model.eval()
+    pixels, labels, domains = _batch()
+    with torch.no_grad():
+        a = model(pixel_values=pixels, labels=labels, domain_labels=domains)
+        b = reloaded(pixel_values=pixels, labels=labels, domain_labels=domains)
+    assert torch.allclose(a.domain_loss, b.domain_loss, atol=1e-6)
+
+
+def test_method_and_discriminator_kind_must_match(tmp_path):
+    from hf_transfer.trainer import DomainAdaptationTrainer
+
+    source, target = make_domain(4), make_domain(4, labelled=False)
+    with pytest.raises(ValueError, match="conditional_alignment=True"):
+        DomainAdaptationTrainer(model=build_model(), args=train_args(tmp_path, method="cdan"),
+                                source_dataset=source, target_dataset=target)
+    with pytest.raises(ValueError, match="conditional_alignment=False"):
+        DomainAdaptationTrainer(model=build_model(conditional_alignment=True), args=train_args(tmp_path, method="dann"),
+                                source_dataset=source, target_dataset=target)
+    # baselines run either model: their domain-loss weight is 0
+    DomainAdaptationTrainer(model=build_model(conditional_alignment=True), args=train_args(tmp_path, method="source_only"),
+                            source_dataset=source, target_dataset=target)
+    args = train_args(tmp_path, method="cdan", domain_loss_weight=0.4)
+    assert args.effective_domain_loss_weight == 0.4 and args.effective_mcc_loss_weight == 0.0
+    with pytest.raises(ValueError, match="cdan_randomized_dim"):
+        train_args(tmp_path, method="cdan", cdan_randomized_dim=0)
