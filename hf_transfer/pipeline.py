@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .cards import is_hub_id
@@ -74,10 +74,26 @@ class SourcePretrainingArguments:
     batch_size: int = field(default=64, metadata={"help": "Per-device batch size of the pretraining stage."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay of the pretraining stage."})
     warmup_steps: float = field(default=0, metadata={"help": "Linear warmup steps (a float < 1 is a fraction of the stage)."})
+    image_augmentation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Source-image augmentation of this stage ('none', 'flip', 'color', 'stain'); default: the same "
+            "as model.image_augmentation. Set it to pretrain with a different augmentation than the adaptation."
+        },
+    )
     output_subdir: str = field(
         default="source-pretrained",
         metadata={"help": "Where (under training.output_dir) the pretrained backbone is saved with save_pretrained."},
     )
+
+    def __post_init__(self) -> None:
+        from .data import AUGMENTATIONS
+
+        if self.image_augmentation is not None and self.image_augmentation not in AUGMENTATIONS:
+            raise ValueError(
+                f"pretraining.image_augmentation must be one of {AUGMENTATIONS} (or unset to follow "
+                f"model.image_augmentation), got {self.image_augmentation!r}."
+            )
 
 
 @dataclass
@@ -186,12 +202,13 @@ def run_training(
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
     transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args)
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
-    ready = {}
+    ready, scanned = {}, {}
     for name, dataset in datasets.items():
         if modality != "text":
             dataset, report = scan_domain(dataset, modality, skip_bad_examples=model_args.skip_bad_examples)
             if report.num_bad:
                 logger.warning("%s: %s", name, report.summary())
+        scanned[name] = dataset
         ready[name] = dataset.with_transform(transforms[name])
     if modality != "text" and training_args.dataloader_num_workers == 0:
         # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
@@ -199,7 +216,13 @@ def run_training(
 
     base_model_name_or_path = model_args.model_name_or_path
     if pretraining_args is not None and pretraining_args.epochs > 0:
-        base_dir = _pretrain_backbone(backbone, ready, pretraining_args, training_args)
+        stage = dict(ready)
+        augmentation = pretraining_args.image_augmentation
+        if augmentation is not None and augmentation != model_args.image_augmentation:
+            stage_model_args = replace(model_args, image_augmentation=augmentation)
+            stage_transform = domain_transforms(backbone.processor, modality, stage_model_args, source_args, target_args)
+            stage["source"] = scanned["source"].with_transform(stage_transform["source"])
+        base_dir = _pretrain_backbone(backbone, stage, pretraining_args, training_args)
         backbone = load_backbone(base_dir, label_names=names, modality=modality)
         base_model_name_or_path = str(base_dir)
     elif model_args.random_init:

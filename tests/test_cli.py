@@ -138,6 +138,41 @@ def test_random_init_backbone_is_source_pretrained_then_adapted(tiny_setup):
     assert not torch.allclose(fresh[key], trained[key])
 
 
+def test_pretraining_stage_can_use_its_own_image_augmentation(tiny_setup, monkeypatch):
+    """pretraining.image_augmentation replaces model.image_augmentation for the pretraining stage only."""
+    import hf_transfer.pipeline as pipeline
+    import hf_transfer.trainer as trainer_module
+
+    tmp_path, path = tiny_setup
+    seen = {}
+    real_pretrain = pipeline._pretrain_backbone
+
+    def spy_pretrain(backbone, ready, *args):
+        seen["pretraining"] = _augmentation_kind(ready["source"])
+        return real_pretrain(backbone, ready, *args)
+
+    real_init = trainer_module.DomainAdaptationTrainer.__init__
+
+    def spy_init(self, *args, **kwargs):
+        seen["adaptation"] = _augmentation_kind(kwargs["source_dataset"])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_pretrain_backbone", spy_pretrain)
+    monkeypatch.setattr(trainer_module.DomainAdaptationTrainer, "__init__", spy_init)
+    common = ["--model.image_augmentation", "flip", "--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
+    assert main(["train", str(path), *common, "--pretraining.image_augmentation", "stain"]) == 0
+    assert seen == {"pretraining": "stain", "adaptation": "flip"}
+    assert main(["train", str(path), *common]) == 0  # unset: the stage follows model.image_augmentation
+    assert seen == {"pretraining": "flip", "adaptation": "flip"}
+    with pytest.raises(ValueError, match="pretraining.image_augmentation must be one of"):
+        parse_train_arguments(str(path), ["--pretraining.image_augmentation", "sepia"])
+
+
+def _augmentation_kind(dataset) -> str | None:
+    augment = dataset.format["format_kwargs"]["transform"].augment
+    return None if augment is None else augment.kind
+
+
 def test_random_init_without_weights_refuses_pickles_only_when_loading(tiny_setup):
     from hf_transfer.backbones import load_backbone
 
