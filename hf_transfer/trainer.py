@@ -41,6 +41,32 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; the last good checkpoint is left as it was."""
 
 
+COLLAPSE_SOURCE_LOSS = 0.35
+"""A typical converged source classification loss, used to estimate the collapse bound below."""
+
+
+def collapse_bound(num_labels: int, source_loss: float = COLLAPSE_SOURCE_LOSS) -> float:
+    """The adversarial strength ``domain_loss_weight × λ`` above which collapsing the features pays.
+
+    Mapping every input to one feature costs the task ``log K − L_cls`` and wins the adversary
+    ``log 2`` (a discriminator at chance), so the backbone prefers collapse once
+    ``w·λ > (log K − L_cls) / log 2``: about 0.5 for two classes, 2.8 for ten.
+    """
+    return (math.log(num_labels) - source_loss) / math.log(2)
+
+
+def _warn_if_collapse_pays(num_labels: int, args: DomainAdaptationArguments) -> None:
+    strength = args.effective_domain_loss_weight * args.grl_max_lambda
+    bound = collapse_bound(num_labels)
+    if strength > 0 and strength >= bound:
+        logger.warning(
+            "domain_loss_weight × grl_max_lambda = %.2g is at or above the collapse bound %.2g for %d classes: the "
+            "backbone can satisfy the adversary by mapping every input to one class (source accuracy falls to chance). "
+            "Use a domain_loss_weight below %.2g (e.g. 0.1-0.3), or method 'mcc'.",
+            strength, bound, num_labels, bound,
+        )
+
+
 class _TargetCycleCallback(TrainerCallback):
     """Moves the target cycle of :class:`SourceTargetDataset` on at each epoch (resume-safe)."""
 
@@ -107,6 +133,7 @@ class DomainAdaptationTrainer(Trainer):
         model.class_weighted_alignment = args.domain_loss_class_weighting
         model.mcc_loss_weight = args.effective_mcc_loss_weight
         model.mcc_loss.temperature = args.mcc_temperature
+        _warn_if_collapse_pays(model.config.num_labels, args)
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
             callbacks.append(_TargetCycleCallback(train_dataset))

@@ -152,3 +152,31 @@ def test_method_and_discriminator_kind_must_match(tmp_path):
     assert args.effective_domain_loss_weight == 0.4 and args.effective_mcc_loss_weight == 0.0
     with pytest.raises(ValueError, match="cdan_randomized_dim"):
         train_args(tmp_path, method="cdan", cdan_randomized_dim=0)
+
+
+def test_binary_tasks_warn_when_the_adversary_can_win_by_collapsing(tmp_path, caplog):
+    import logging
+    import math
+
+    from hf_transfer.trainer import DomainAdaptationTrainer, collapse_bound
+    from tests.conftest import tiny_vit_config
+    from transformers import ViTForImageClassification
+
+    assert collapse_bound(2) == pytest.approx((math.log(2) - 0.35) / math.log(2))
+    assert collapse_bound(10) > 2.5
+    source = [dict(e, labels=e["labels"] % 2) for e in make_domain(4)]
+    target = make_domain(4, labelled=False)
+
+    def warnings_for(num_labels, **kwargs):
+        caplog.clear()
+        torch.manual_seed(0)
+        model = build_model(ViTForImageClassification(tiny_vit_config(num_labels=num_labels)))
+        with caplog.at_level(logging.WARNING, logger="hf_transfer.trainer"):
+            DomainAdaptationTrainer(model=model, args=train_args(tmp_path, **kwargs), source_dataset=source,
+                                    target_dataset=target)
+        return [r.message for r in caplog.records if "collapse bound" in r.message]
+
+    assert warnings_for(2, method="dann", domain_loss_weight=1.0)
+    assert not warnings_for(2, method="dann", domain_loss_weight=0.3)
+    assert not warnings_for(2, method="source_only")
+    assert not warnings_for(3, method="dann", domain_loss_weight=1.0)  # (log 3 - 0.35) / log 2 > 1

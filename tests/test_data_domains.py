@@ -169,3 +169,27 @@ def test_save_to_disk_folder(tmp_path):
     args = DomainDataArguments(dataset=str(tmp_path / "saved"), eval_split="test")
     assert list(load_domain(args)["input"]) == ["a", "b"]
     assert list(load_domain(args, split=args.eval_split)["input"]) == ["c"]
+
+
+def test_hub_revision_is_passed_on_and_script_datasets_get_a_clear_error(monkeypatch):
+    from hf_transfer.data import domains
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        if kwargs.get("revision") is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found financial_phrasebank.py")
+        return Dataset.from_dict(
+            {"sentence": ["profit rose", "loss widened"], "label": [1, 0]},
+            features=Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])}),
+        )
+
+    monkeypatch.setattr(domains.datasets, "load_dataset", fake_load_dataset)
+    with pytest.raises(ValueError, match=r"script-based Hub dataset.*refs/convert/parquet.*data_dir 'sentences_allagree'"):
+        load_domain(DomainDataArguments(dataset="org/phrasebank", config="sentences_allagree"))
+    ds = load_domain(DomainDataArguments(dataset="org/phrasebank", revision="refs/convert/parquet",
+                                         data_dir="sentences_allagree"))
+    assert calls[-1] == ("org/phrasebank", None, {"split": "train", "data_dir": "sentences_allagree",
+                                                  "revision": "refs/convert/parquet", "cache_dir": None})
+    assert ds["input"] == ["profit rose", "loss widened"] and ds.features["label"].names == ["negative", "positive"]

@@ -55,6 +55,13 @@ class DomainDataArguments:
         }
     )
     config: Optional[str] = field(default=None, metadata={"help": "Hub dataset config name."})
+    revision: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Branch, tag or commit of a Hub dataset, e.g. 'refs/convert/parquet' (the Hub's parquet export of "
+            "a script-based dataset, with data_dir set to the config's folder)."
+        },
+    )
     split: str = field(
         default="train",
         metadata={"help": "Split to train on (Hub split, or split sub-folder of a local folder)."},
@@ -192,9 +199,7 @@ def load_domain(
         raw = _load_files(source, split, args)
         input_column, label_column = None, args.label_column
     else:
-        raw = datasets.load_dataset(
-            args.dataset, args.config, split=split, data_dir=args.data_dir, cache_dir=args.cache_dir
-        )
+        raw = _load_hub_dataset(args, split)
         input_column, label_column = None, args.label_column
 
     input_column = args.input_column or input_column or _detect_input_column(raw)
@@ -214,6 +219,23 @@ def load_domain(
     if args.max_examples is not None and args.max_examples < len(ds):
         ds = ds.shuffle(seed=seed).select(range(args.max_examples)).flatten_indices()
     return ds
+
+
+def _load_hub_dataset(args: DomainDataArguments, split: str) -> Dataset:
+    """``datasets.load_dataset`` on a Hub id; a script-based dataset gets an error that says how to read it."""
+    try:
+        return datasets.load_dataset(
+            args.dataset, args.config, split=split, data_dir=args.data_dir, revision=args.revision,
+            cache_dir=args.cache_dir,
+        )
+    except RuntimeError as error:
+        if "scripts are no longer supported" not in str(error):
+            raise
+        raise ValueError(
+            f"{args.dataset!r} is a script-based Hub dataset, which datasets no longer runs. Read the Hub's parquet "
+            f"export instead (revision 'refs/convert/parquet', data_dir '{args.config or '<config name>'}', no config), "
+            "or download its files and pass them as a local path."
+        ) from error
 
 
 def _normalise_label_column(label_column: str | None) -> str | None:
