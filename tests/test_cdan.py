@@ -106,13 +106,18 @@ def test_model_with_conditional_discriminator_trains_and_reloads_identically(tmp
     base = build_model(conditional_alignment=True).model.base_model.model  # same seed: same frozen base
     reloaded = DomainAdaptationModel.from_pretrained(tmp_path / "saved", base_model=base)
     assert reloaded.is_conditional
+    _assert_same_outputs(model, reloaded)
+
+
+def _assert_same_outputs(model, reloaded):
+    """Same logits and the same domain loss: same adapter, same discriminator, same conditioning map."""
     model.eval()
     pixels, labels, domains = _batch()
     with torch.no_grad():
         a = model(pixel_values=pixels, labels=labels, domain_labels=domains)
         b = reloaded(pixel_values=pixels, labels=labels, domain_labels=domains)
     assert torch.allclose(a.logits, b.logits, atol=1e-6)
-    assert torch.allclose(a.domain_loss, b.domain_loss, atol=1e-6)  # same discriminator, same map
+    assert torch.allclose(a.domain_loss, b.domain_loss, atol=1e-6)
 
 
 def test_randomized_conditioning_survives_a_reload(tmp_path):
@@ -127,12 +132,7 @@ def test_randomized_conditioning_survives_a_reload(tmp_path):
     model.save_pretrained(tmp_path / "saved")
     reloaded = DomainAdaptationModel.from_pretrained(tmp_path / "saved", base_model=build_model().model.base_model.model)
     assert isinstance(reloaded.domain_loss.conditioning, RandomizedMultilinearMap)
-    model.eval()
-    pixels, labels, domains = _batch()
-    with torch.no_grad():
-        a = model(pixel_values=pixels, labels=labels, domain_labels=domains)
-        b = reloaded(pixel_values=pixels, labels=labels, domain_labels=domains)
-    assert torch.allclose(a.domain_loss, b.domain_loss, atol=1e-6)
+    _assert_same_outputs(model, reloaded)
 
 
 def test_method_and_discriminator_kind_must_match(tmp_path):
