@@ -118,9 +118,10 @@ def _minilm_dir() -> str | None:
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        # results files are this script's output, not code: they do not make the commit "dirty"
+        # results files are this script's output and Markdown is prose, not code: neither makes the commit "dirty"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)benchmarks/results"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+                                ":(exclude)benchmarks/results", ":(exclude)*.md"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

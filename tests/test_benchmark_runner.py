@@ -105,3 +105,26 @@ def test_source_validation_picks_the_largest_weight_that_keeps_source_accuracy(r
     assert runner.select_by_source_validation({1.0: run(0.84), 0.3: run(0.83), 0.1: run(0.84)}, 0.84) == 1.0
     # none keeps it: fall back to the gentlest weight
     assert runner.select_by_source_validation({1.0: run(0.5), 0.3: run(0.6), 0.1: run(0.7)}, 0.84) == 0.1
+
+
+def test_commit_is_dirty_only_for_code_changes(runner, tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("# r\n")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "digits.md").write_text("t\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    clean = runner._commit()
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "README.md").write_text("# prose changed\n")
+    (tmp_path / "benchmarks" / "results" / "digits.md").write_text("new table\n")
+    assert runner._commit() == clean  # prose and results do not change what the runs measure
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runner._commit() == clean + "-dirty"
