@@ -15,7 +15,7 @@ from pathlib import Path
 from hf_transfer.utils.io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("digits", "speech", "speech_extra", "finance", "medical")
+ORDER = ("digits", "speech", "speech_extra", "finance", "medical", "medical_stainpre")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
