@@ -291,6 +291,28 @@ class DomainAdaptationTrainer(Trainer):
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        self._write_model_card(output_dir)
+
+    def _write_model_card(self, output_dir: str) -> None:
+        """Replace peft's generic README.md, which records the local base-model path, with hf_transfer's card.
+
+        The folder can then be uploaded by any means without leaking a local path; ``push_to_hub`` re-renders the
+        card for the real repo id. A card that cannot be rendered is logged, never a failed save.
+        """
+        from .cards import build_model_card
+        from .utils.io import write_text_atomic
+
+        args = self.args
+        repo_id = args.hub_model_id or f"your-username/{Path(output_dir).absolute().name}"
+        try:
+            card = build_model_card(
+                output_dir, repo_id=repo_id, domain=args.hub_card_domain, base_model=args.hub_base_model_repo_id,
+                license=args.hub_license,
+            )
+        except Exception as error:  # the adapter is saved; the card is documentation
+            logger.warning("Could not render the model card in %s: %s", output_dir, error)
+            return
+        write_text_atomic(Path(output_dir) / "README.md", str(card))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = self.accelerator.unwrap_model(model if model is not None else self.model)

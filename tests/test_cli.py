@@ -245,3 +245,17 @@ def test_source_center_crop_is_recorded_and_evaluate_accepts_it(tiny_setup, caps
     assert json.loads(capsys.readouterr().out)["num_examples"] == 12
     assert main(["train", str(path), "--source.center_crop", "2"]) == 2
     assert "center_crop must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_train_with_cdan_saves_a_conditional_discriminator(tiny_setup):
+    """`--training.method cdan` builds the conditioned discriminator, and evaluate reloads it."""
+    tmp_path, path = tiny_setup
+    overrides = ["--training.method", "cdan", "--training.cdan_entropy_conditioning", "false"]
+    assert main(["train", str(path), *overrides]) == 0
+    meta = json.loads((tmp_path / "out" / "domain_adaptation.json").read_text())
+    assert meta["method"] == "cdan"
+    assert meta["conditioning"]["map"] == "multilinear" and meta["conditioning"]["entropy_conditioning"] is False
+    assert meta["discriminator"]["feature_dim"] == 32 * 3  # tiny ViT hidden size × 3 classes
+    card = (tmp_path / "out" / "README.md").read_text()  # hf_transfer's card, not peft's generic one
+    assert "CDAN" in card and "Conditioning:" in card and str(tmp_path) not in card
+    assert main(["evaluate", str(tmp_path / "out"), str(tmp_path / "target")]) == 0
