@@ -204,7 +204,7 @@ class DomainAdaptationModel(nn.Module):
         if base_name:
             peft_model.peft_config["default"].base_model_name_or_path = base_name
         if conditional_alignment:
-            discriminator = ConditionalDomainAdversarialLoss.build(
+            domain_loss = ConditionalDomainAdversarialLoss.build(
                 feature_dim,
                 backbone.config.num_labels,
                 hidden_size=discriminator_hidden_size,
@@ -214,11 +214,13 @@ class DomainAdaptationModel(nn.Module):
                 randomized_dim=randomized_dim,
             )
         else:
-            discriminator = DomainDiscriminator(
-                feature_dim,
-                hidden_size=discriminator_hidden_size,
-                num_layers=discriminator_num_layers,
-                dropout=discriminator_dropout,
+            domain_loss = DomainAdversarialLoss(
+                DomainDiscriminator(
+                    feature_dim,
+                    hidden_size=discriminator_hidden_size,
+                    num_layers=discriminator_num_layers,
+                    dropout=discriminator_dropout,
+                )
             )
         modality = infer_modality(backbone)
         metadata = {
@@ -229,11 +231,11 @@ class DomainAdaptationModel(nn.Module):
             "label2id": {k: int(v) for k, v in backbone.config.label2id.items()},
             "classifier": classifier_name,
             "lora": {"r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "target_modules": targets},
-            "discriminator": (discriminator.discriminator if conditional_alignment else discriminator).config_dict(),
+            "discriminator": domain_loss.discriminator.config_dict(),
         }
         if conditional_alignment:
-            metadata["conditioning"] = discriminator.settings
-        model = cls(peft_model, discriminator, classifier_name, metadata=metadata, domain_loss_weight=domain_loss_weight)
+            metadata["conditioning"] = domain_loss.settings
+        model = cls(peft_model, domain_loss, classifier_name, metadata=metadata, domain_loss_weight=domain_loss_weight)
         logger.info("hf_transfer: %s", model.trainable_parameters_summary())
         return model
 
@@ -259,19 +261,18 @@ class DomainAdaptationModel(nn.Module):
         peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
         disc_cfg = meta["discriminator"]
         if meta.get("conditioning"):
-            discriminator = ConditionalDomainAdversarialLoss.from_settings(meta["conditioning"], disc_cfg)
+            domain_loss = ConditionalDomainAdversarialLoss.from_settings(meta["conditioning"], disc_cfg)
         else:
-            discriminator = DomainDiscriminator(
-                disc_cfg["feature_dim"], disc_cfg["hidden_size"], disc_cfg["num_layers"], disc_cfg["dropout"]
+            domain_loss = DomainAdversarialLoss(
+                DomainDiscriminator(disc_cfg["feature_dim"], disc_cfg["hidden_size"], disc_cfg["num_layers"], disc_cfg["dropout"])
             )
         weights = path / DISCRIMINATOR_WEIGHTS_NAME
-        inner = discriminator.discriminator if isinstance(discriminator, DomainAdversarialLoss) else discriminator
         if weights.exists():
-            inner.load_state_dict(load_file(str(weights)))
+            domain_loss.discriminator.load_state_dict(load_file(str(weights)))
         else:
             logger.warning("No %s in %s: the domain discriminator starts fresh.", DISCRIMINATOR_WEIGHTS_NAME, path)
-        inner.requires_grad_(is_trainable)
-        model = cls(peft_model, discriminator, meta["classifier"], metadata=meta)
+        domain_loss.discriminator.requires_grad_(is_trainable)
+        model = cls(peft_model, domain_loss, meta["classifier"], metadata=meta)
         return model.train(is_trainable) if is_trainable else model.eval()
 
     def train(self, mode: bool = True) -> "DomainAdaptationModel":
