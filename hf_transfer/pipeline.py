@@ -217,13 +217,12 @@ def run_training(
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
     transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args)
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
-    ready, scanned = {}, {}
+    ready = {}
     for name, dataset in datasets.items():
         if modality != "text":
             dataset, report = scan_domain(dataset, modality, skip_bad_examples=model_args.skip_bad_examples)
             if report.num_bad:
                 logger.warning("%s: %s", name, report.summary())
-        scanned[name] = dataset
         ready[name] = dataset.with_transform(transforms[name])
     if modality != "text" and training_args.dataloader_num_workers == 0:
         # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
@@ -236,7 +235,7 @@ def run_training(
         if augmentation is not None and augmentation != model_args.image_augmentation:
             stage_model_args = replace(model_args, image_augmentation=augmentation)
             stage_transform = domain_transforms(backbone.processor, modality, stage_model_args, source_args, target_args)
-            stage["source"] = scanned["source"].with_transform(stage_transform["source"])
+            stage["source"] = ready["source"].with_transform(stage_transform["source"])  # replaces the transform
         base_dir = _pretrain_backbone(backbone, stage, pretraining_args, training_args)
         backbone = load_backbone(base_dir, label_names=names, modality=modality)
         base_model_name_or_path = str(base_dir)
