@@ -233,7 +233,12 @@ def _summary(values: Mapping, keys: list[str]) -> str:
 
 
 def _domain_view(domain: Mapping) -> dict:
-    return {key: _fmt(domain.get(key)) for key in ("dataset", "config", "split", "description", "license")}
+    view = {key: _fmt(domain.get(key)) for key in ("dataset", "config", "split", "description", "license")}
+    rows = domain.get("filter")
+    if isinstance(rows, Mapping) and rows.get("column"):
+        values = ", ".join(str(v) for v in rows.get("values") or [])
+        view["split"] = f"{view['split']}, rows with {rows['column']} ∈ {{{values}}}"
+    return view
 
 
 def _metric(metrics: Mapping, split: str, name: str) -> float | None:

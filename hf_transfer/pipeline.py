@@ -122,6 +122,8 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
         "description": args.description,
         "license": args.license,
         **({"center_crop": args.center_crop} if args.center_crop is not None else {}),
+        **({"filter": {"column": args.filter_column, "values": list(args.filter_values or [])}}
+           if args.filter_column is not None else {}),
     }
 
 

@@ -193,3 +193,81 @@ def test_hub_revision_is_passed_on_and_script_datasets_get_a_clear_error(monkeyp
     assert calls[-1] == ("org/phrasebank", None, {"split": "train", "data_dir": "sentences_allagree",
                                                   "revision": "refs/convert/parquet", "cache_dir": None})
     assert ds["input"] == ["profit rose", "loss widened"] and ds.features["label"].names == ["negative", "positive"]
+
+
+# --------------------------------------------------------------------------- row filter
+
+
+def _hospital_repo(tmp_path):
+    """A Hub-style parquet repo holding several hospitals in one split, like Camelyon17-WILDS."""
+    path = write_png(tmp_path / "raw" / "p.png")
+    repo = tmp_path / "hospitals"
+    (repo / "data").mkdir(parents=True)
+    features = Features({"image": Image(), "label": Value("int64"), "center": Value("int64")})
+    Dataset.from_dict(
+        {"image": [path] * 6, "label": [0, 1, 0, 1, 1, 0], "center": [0, 3, 4, 2, 2, 1]}, features=features
+    ).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    return repo
+
+
+def test_filter_keeps_rows_by_value_compared_as_text(tmp_path):
+    repo = _hospital_repo(tmp_path)
+    source = load_domain(DomainDataArguments(dataset=str(repo), filter_column="center", filter_values=["0", "3", "4"],
+                                             cache_dir=str(tmp_path / "c")))
+    target = load_domain(DomainDataArguments(dataset=str(repo), filter_column="center", filter_values=[2],
+                                             cache_dir=str(tmp_path / "c")))
+    assert len(source) == 3 and list(source["label"]) == [0, 1, 0]
+    assert len(target) == 2 and list(target["label"]) == [1, 1]
+    assert isinstance(target.features["input"], Image)
+
+
+def test_filter_on_a_classlabel_label_column_narrows_the_classes(tmp_path):
+    words = ["yes", "no", "zero", "one", "two", "_silence_"]
+    features = Features({"file": Value("string"), "label": ClassLabel(names=words), "speaker_id": Value("string")})
+    raw = Dataset.from_dict(
+        {"file": [f"utterance {i}" for i in range(6)], "label": [0, 2, 3, 4, 5, 2],
+         "speaker_id": ["a", "a", "b", "b", "c", "c"]},
+        features=features,
+    )
+    raw.save_to_disk(str(tmp_path / "commands"))
+    by_name = load_domain(DomainDataArguments(dataset=str(tmp_path / "commands"), filter_column="label",
+                                              filter_values=["zero", "one", "two"]))
+    assert by_name.features["label"].names == ["zero", "one", "two"]
+    assert list(by_name["label"]) == [0, 1, 2, 0]  # re-indexed: "zero" was class 2 of 6
+    by_id = load_domain(DomainDataArguments(dataset=str(tmp_path / "commands"), filter_column="label",
+                                            filter_values=["2", "3"]))
+    assert by_id.features["label"].names == ["zero", "one"] and len(by_id) == 3
+    # Filtering another column keeps the full class list.
+    speakers = load_domain(DomainDataArguments(dataset=str(tmp_path / "commands"), filter_column="speaker_id",
+                                               filter_values=["b"]))
+    assert speakers.features["label"].names == words and list(speakers["label"]) == [3, 4]
+
+
+def test_filter_errors_name_the_problem_and_the_fix(tmp_path):
+    repo = _hospital_repo(tmp_path)
+    with pytest.raises(ValueError, match=r"filter_column 'hospital' not found.*available columns: \['image', 'label', 'center'\]"):
+        load_domain(DomainDataArguments(dataset=str(repo), filter_column="hospital", filter_values=["1"],
+                                        cache_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match=r"No row of .* has center in \['7'\]; values present: 0, 1, 2, 3, 4\. Fix filter_values"):
+        load_domain(DomainDataArguments(dataset=str(repo), filter_column="center", filter_values=["7"],
+                                        cache_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match="filter_column .* and filter_values .* go together"):
+        DomainDataArguments(dataset=str(repo), filter_column="center")
+    with pytest.raises(ValueError, match="go together"):
+        DomainDataArguments(dataset=str(repo), filter_values=["1"])
+
+
+def test_filter_values_parse_from_yaml_lists_and_the_command_line(tmp_path):
+    from hf_transfer.cli import parse_train_arguments
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "model:\n  model_name_or_path: some/model\n"
+        "source:\n  dataset: org/hospitals\n  filter_column: center\n  filter_values: [0, 3, 4]\n"
+        "target:\n  dataset: org/hospitals\n  split: test\n  filter_column: center\n  filter_values: 2\n"
+        "training:\n  output_dir: out\n"
+    )
+    _, source, target, _, _ = parse_train_arguments(str(config), [])
+    assert source.filter_values == ["0", "3", "4"] and target.filter_values == ["2"]
+    _, _, target, _, _ = parse_train_arguments(str(config), ["--target.filter_values", "1", "2"])
+    assert target.filter_values == ["1", "2"]

@@ -108,6 +108,20 @@ class DomainDataArguments:
         default=None,
         metadata={"help": "Split used for evaluation (same rules as split; for file sources a path/glob)."},
     )
+    filter_column: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Keep only the rows whose value in this column is one of filter_values (training and evaluation "
+            "splits alike), e.g. a hospital, speaker or scanner column that picks this domain out of a shared dataset."
+        },
+    )
+    filter_values: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Values of filter_column to keep, compared as text; for a ClassLabel column either the class "
+            "names or their ids. Filtering the label column also narrows the classes to the kept ones."
+        },
+    )
     cache_dir: Optional[str] = field(
         default=None, metadata={"help": "datasets cache directory (default: HF_DATASETS_CACHE)."}
     )
@@ -115,6 +129,15 @@ class DomainDataArguments:
     def __post_init__(self) -> None:
         if self.center_crop is not None:
             CenterCrop(self.center_crop)  # fail at parse time, with the crop's own check
+        if isinstance(self.filter_values, (str, int, float)):
+            self.filter_values = [self.filter_values]
+        if self.filter_values is not None:
+            self.filter_values = [_filter_key(v) for v in self.filter_values]
+        if (self.filter_column is None) != (not self.filter_values):
+            raise ValueError(
+                f"filter_column ({self.filter_column!r}) and filter_values ({self.filter_values!r}) go together: set "
+                "both to keep only some rows of the dataset, or neither to keep them all."
+            )
 
 
 # --------------------------------------------------------------------------- modality
@@ -208,7 +231,14 @@ def load_domain(
             f"input_column {input_column!r} not found in {args.dataset!r}; "
             f"available columns: {raw.column_names}"
         )
-    ds = _to_domain(raw, input_column, _normalise_label_column(label_column), args.dataset)
+    label_column = _normalise_label_column(label_column)
+    keep_label_names = None
+    if args.filter_column is not None:
+        raw = filter_rows(raw, args.filter_column, args.filter_values or [], name=f"{args.dataset!r} split {split!r}")
+        feature = raw.features[args.filter_column]
+        if args.filter_column == label_column and isinstance(feature, ClassLabel):
+            keep_label_names = [n for i, n in enumerate(feature.names) if _matches(n, i, args.filter_values)]
+    ds = _to_domain(raw, input_column, label_column, args.dataset, keep_label_names=keep_label_names)
 
     detected = infer_modality(ds)
     if modality is not None and modality != detected:
@@ -236,6 +266,46 @@ def _load_hub_dataset(args: DomainDataArguments, split: str) -> Dataset:
             f"export instead (revision 'refs/convert/parquet', data_dir '{args.config or '<config name>'}', no config), "
             "or download its files and pass them as a local path."
         ) from error
+
+
+def _filter_key(value: Any) -> str:
+    """The text a filter value is compared as: ``2``, ``2.0`` and ``"2"`` all read ``"2"``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _matches(name: str, index: int, values: list[str] | None) -> bool:
+    return bool(values) and (name in values or str(index) in values)
+
+
+def filter_rows(dataset: Dataset, column: str, values: list[str], *, name: str = "the dataset") -> Dataset:
+    """Rows of ``dataset`` whose ``column`` value is one of ``values`` (compared as text).
+
+    A ClassLabel column matches on class names or ids. Only that one column is read, and the
+    result is an index over the original rows, so filtering a large Hub dataset copies nothing.
+    """
+    if column not in dataset.column_names:
+        raise ValueError(
+            f"filter_column {column!r} not found in {name}; available columns: {dataset.column_names}."
+        )
+    wanted = {_filter_key(v) for v in values}
+    feature = dataset.features[column]
+    cells = list(dataset[column])
+    if isinstance(feature, ClassLabel):
+        keys = [None if v is None or v < 0 else (feature.int2str(int(v)), str(int(v))) for v in cells]
+        keep = [i for i, k in enumerate(keys) if k is not None and (k[0] in wanted or k[1] in wanted)]
+    else:
+        keep = [i for i, v in enumerate(cells) if v is not None and _filter_key(v) in wanted]
+    if not keep:
+        present = sorted({feature.int2str(int(v)) if isinstance(feature, ClassLabel) and v is not None and v >= 0
+                          else _filter_key(v) for v in cells if v is not None})
+        shown = ", ".join(present[:20]) + (f", … ({len(present)} distinct)" if len(present) > 20 else "")
+        raise ValueError(
+            f"No row of {name} has {column} in {sorted(wanted)}; values present: {shown or 'none'}. "
+            "Fix filter_values (or the split)."
+        )
+    return dataset if len(keep) == len(dataset) else dataset.select(keep)
 
 
 def _normalise_label_column(label_column: str | None) -> str | None:
@@ -266,8 +336,14 @@ def _detect_input_column(ds: Dataset) -> str:
     )
 
 
-def _to_domain(raw: Dataset, input_column: str, label_column: str | None, name: str) -> Dataset:
-    """Select/rename to ``input`` + ``label`` and fix the feature types."""
+def _to_domain(
+    raw: Dataset, input_column: str, label_column: str | None, name: str, *, keep_label_names: list[str] | None = None
+) -> Dataset:
+    """Select/rename to ``input`` + ``label`` and fix the feature types.
+
+    ``keep_label_names`` narrows a ClassLabel label column to those classes (after a row filter on it),
+    so the head gets only the classes the domain can contain.
+    """
     if label_column is not None and label_column not in raw.column_names:
         if label_column != "label":
             raise ValueError(
@@ -302,6 +378,10 @@ def _to_domain(raw: Dataset, input_column: str, label_column: str | None, name: 
     if isinstance(label_feature, ClassLabel):
         ids = [-1 if v is None else int(v) for v in values]
         names = list(label_feature.names)
+        if keep_label_names is not None:
+            new_id = {names.index(n): j for j, n in enumerate(keep_label_names)}
+            ids = [new_id.get(i, -1) for i in ids]
+            names = list(keep_label_names)
     else:
         ids, names = _encode_labels(values, name)
     ds = ds.add_column("label", ids, feature=Value("int64"))
