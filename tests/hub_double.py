@@ -86,6 +86,7 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     prs: dict[int, str] = field(default_factory=dict)
+    converts: dict[str, str] = field(default_factory=dict)  # "parquet" -> commit of refs/convert/parquet
     created_at: str = field(default_factory=_now)
 
     @property
@@ -167,6 +168,25 @@ class HubDouble:
         assert oid is not None, f"unknown revision {revision}"
         return {path: blob.data for path, blob in repo.commits[oid].files.items()}
 
+    def publish(self, repo_id: str, files: dict[str, bytes], *, repo_type: str = "dataset", revision: str = "main") -> str:
+        """Put ``files`` in public repo ``repo_id`` (any namespace) without HTTP: a third party's repo that already
+        exists on the Hub. ``revision="refs/convert/parquet"`` writes the Hub's parquet-export ref instead of a branch."""
+        with self._lock:
+            repo = self.repos.get((repo_type, repo_id))
+            if repo is None:
+                repo = Repo(repo_id, repo_type, private=False)
+                self.repos[(repo_type, repo_id)] = repo
+            convert = re.fullmatch(r"refs/convert/(\w+)", revision)
+            parent = repo.converts.get(convert[1]) if convert else repo.branches.get(revision)
+            blobs = {path: Blob(data, lfs=not path.endswith((".md", ".json", ".py", ".gitattributes"))) for path, data in files.items()}
+            self.lfs_store.update({blob.sha256: blob.data for blob in blobs.values() if blob.lfs})
+            commit = self._new_commit(repo, parent, "Upload dataset", "", blobs)
+            if convert:
+                repo.converts[convert[1]] = commit.oid
+            else:
+                repo.branches[revision] = commit.oid
+            return commit.oid
+
     def head(self, repo_id: str, revision: str = "main", repo_type: str = "model") -> str:
         oid = self._resolve_rev(self.repo(repo_id, repo_type), revision)
         assert oid is not None
@@ -214,6 +234,9 @@ class HubDouble:
         match = re.fullmatch(r"refs/pr/(\d+)", rev)
         if match:
             return repo.prs.get(int(match[1]))
+        match = re.fullmatch(r"refs/convert/(\w+)", rev)
+        if match:
+            return repo.converts.get(match[1])
         if re.fullmatch(r"[0-9a-f]{7,40}", rev):
             hits = [oid for oid in repo.commits if oid.startswith(rev)]
             if len(hits) == 1:
@@ -524,7 +547,8 @@ class HubDouble:
             return err
         assert repo is not None
         branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": o} for n, o in sorted(repo.branches.items())]
-        payload: dict[str, Any] = {"branches": branches, "converts": [], "tags": []}
+        converts = [{"name": n, "ref": f"refs/convert/{n}", "targetCommit": o} for n, o in sorted(repo.converts.items())]
+        payload: dict[str, Any] = {"branches": branches, "converts": converts, "tags": []}
         if query.get("include_prs") in ("1", "true"):
             payload["pullRequests"] = [
                 {"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": o} for n, o in sorted(repo.prs.items())

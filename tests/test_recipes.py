@@ -7,6 +7,7 @@ The tiny data is written in the shared data's *raw* formats and converted by
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,20 +15,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 from PIL import Image
 
 from hf_transfer.cli import parse_train_arguments
 from hf_transfer.training_args import METHODS
 
 try:
+    from hub_fixtures import hub, hub_server, run_fresh_python  # noqa: F401  (fixtures)
     from test_prepare_data import write_idx
 except ImportError:
+    from tests.hub_fixtures import hub, hub_server, run_fresh_python  # noqa: F401
     from tests.test_prepare_data import write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(ROOT.joinpath("recipes").rglob("*.yaml"))
 DOMAIN_RECIPES = ("digits", "speech", "finance", "medical")
 DATA_FIELDS = ("dataset", "config", "split", "eval_split", "input_column", "label_column")
+HUB_ONLY_FIELDS = ("revision", "data_dir", "filter_column", "filter_values")
 
 
 def _minilm() -> str:
@@ -143,7 +148,7 @@ def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
     _, _, _, _, pretraining = parse_train_arguments(str(ROOT / "recipes" / domain / f"{kind}.yaml"), [])
     if pretraining.epochs > 0:
         overrides += ["--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
-    if kind == "hub":  # same training recipe, but the local tiny backbone and the tiny data (no network here)
+    if kind != "local":  # same training recipe, but the local tiny backbone and the tiny data (no network here)
         model = local[0]
         overrides += ["--model.model_name_or_path", model.model_name_or_path,
                       "--model.random_init", str(model.random_init).lower()]
@@ -155,13 +160,25 @@ def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
     return overrides
 
 
-@pytest.mark.parametrize("kind", ["local", "hub"])
-@pytest.mark.parametrize("domain", DOMAIN_RECIPES)
+# Every config that reads the local benchmark's layout; the speech and medical hub.yaml read Hub datasets
+# instead and run below (test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter).
+TINY_RUNS = [(d, "local") for d in DOMAIN_RECIPES] + [("digits", "hub"), ("finance", "hub"), ("medical", "blood_cells_gpu")]
+
+
+@pytest.mark.parametrize(("domain", "kind"), TINY_RUNS)
 def test_recipe_runs_a_few_steps_on_tiny_data(domain, kind, prepared, tmp_path):
     from hf_transfer.pipeline import run_training
 
     prepared(domain)
-    args = parse_train_arguments(str(ROOT / "recipes" / domain / f"{kind}.yaml"), _tiny_overrides(domain, kind, tmp_path))
+    config = ROOT / "recipes" / domain / f"{kind}.yaml"
+    if kind != "local":  # the Hub dataset's fields (columns, revision, row filter, ...) do not apply to the tiny copy
+        raw = yaml.safe_load(config.read_text())
+        for section in ("source", "target"):
+            for name in DATA_FIELDS[1:] + HUB_ONLY_FIELDS:
+                raw[section].pop(name, None)
+        config = tmp_path / f"{domain}-{kind}.yaml"
+        config.write_text(yaml.safe_dump(raw))
+    args = parse_train_arguments(str(config), _tiny_overrides(domain, kind, tmp_path))
     metrics = run_training(*args)
     out = Path(args[3].output_dir)
     assert (out / "adapter_model.safetensors").is_file() and (out / "domain_discriminator.safetensors").is_file()
@@ -186,3 +203,144 @@ def test_benchmark_oracle_runs_on_each_local_recipe(domain, prepared, tmp_path):
     assert args[1].dataset == base[2].dataset and args[3].method == "source_only"
     metrics = run_training(*args)
     assert 0.0 <= metrics["eval_source_accuracy"] <= 1.0  # the oracle's "source" is the target
+
+
+# --------------------------------------------------------------------------- Hub datasets named by the hub configs
+# The speech and medical hub.yaml read real Hub datasets (their ids, revisions, columns and row filters come
+# from the datasets' cards). Here the Hub double serves tiny parquet files with those same repo ids, layouts
+# and schemas, and a fresh process runs the config unchanged except for the tiny backbone and step count.
+
+SPEECH_COMMANDS_V2 = [
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two", "three", "four",
+    "five", "six", "seven", "eight", "nine", "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila",
+    "tree", "wow", "backward", "forward", "follow", "learn", "visual", "_silence_",
+]
+DIGITS = SPEECH_COMMANDS_V2[10:20]
+
+
+def _parquet_bytes(columns: dict, features) -> bytes:
+    import io
+
+    from datasets import Dataset
+
+    buffer = io.BytesIO()
+    Dataset.from_dict(columns).cast(features).to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def _wav_bytes(frequency: float, seed: int) -> bytes:
+    import io
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(8000) / 16000
+    wave = 0.3 * np.sin(2 * np.pi * frequency * t) + 0.01 * rng.standard_normal(t.size)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave.astype(np.float32), 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _publish_speech_commands(double) -> dict[str, int]:
+    """google/speech_commands as its parquet export lays it out: v0.02/<split>/0000.parquet."""
+    from datasets import Audio, ClassLabel, Features, Value
+
+    features = Features({
+        "file": Value("string"), "audio": Audio(sampling_rate=16000), "label": ClassLabel(names=SPEECH_COMMANDS_V2),
+        "is_unknown": Value("bool"), "speaker_id": Value("string"), "utterance_id": Value("int8"),
+    })
+    splits = {  # (word, speaker) rows; the non-digit words must be filtered out
+        "train": [(w, s) for s in ("0a1b2c3d", "4e5f6a7b") for w in ("zero", "one", "two", "yes", "_silence_")],
+        "validation": [(w, "8c9d0e1f") for w in ("zero", "one", "two", "wow")],
+    }
+    files, digit_rows = {}, {}
+    for split, rows in splits.items():
+        columns = {
+            "file": [f"{w}/{s}_nohash_{i}.wav" for i, (w, s) in enumerate(rows)],
+            "audio": [{"bytes": _wav_bytes(200 + 100 * SPEECH_COMMANDS_V2.index(w), i), "path": f"{w}/{s}_nohash_{i}.wav"}
+                      for i, (w, s) in enumerate(rows)],
+            "label": [SPEECH_COMMANDS_V2.index(w) for w, _ in rows],
+            "is_unknown": [w not in SPEECH_COMMANDS_V2[:10] for w, _ in rows],
+            "speaker_id": [s for _, s in rows],
+            "utterance_id": [i for i, _ in enumerate(rows)],
+        }
+        files[f"v0.02/{split}/0000.parquet"] = _parquet_bytes(columns, features)
+        digit_rows[split] = sum(w in DIGITS for w, _ in rows)
+    double.publish("google/speech_commands", {"README.md": b"---\nlicense: cc-by-4.0\n---\n", "speech_commands.py": b"# script\n"})
+    double.publish("google/speech_commands", files, revision="refs/convert/parquet")
+    return digit_rows
+
+
+def _publish_camelyon(double) -> dict[str, int]:
+    """wltjr1007/Camelyon17-WILDS: data/<split>-*.parquet, hospitals in the ``center`` column."""
+    import io
+
+    from datasets import ClassLabel, Features, Image as ImageFeature, Value
+
+    features = Features({
+        "image": ImageFeature(), "label": Value("int64"), "center": Value("int64"), "patient": Value("int64"),
+        "node": Value("int64"), "slide": Value("int64"), "image_id": Value("string"), "x_coord": Value("int64"),
+        "y_coord": Value("int64"),
+    })
+    splits = {"train": [0, 3, 4, 0, 3, 4], "validation": [0, 3, 4, 0, 1, 1, 1], "test": [2, 2, 2, 2, 2]}
+    files = {}
+    for split, centers in splits.items():
+        images = []
+        for i, center in enumerate(centers):
+            buffer = io.BytesIO()
+            Image.new("RGBA" if i % 2 else "RGB", (12, 12), (40 * center, 120, 200 - 20 * (i % 2))).save(buffer, "PNG")
+            images.append({"bytes": buffer.getvalue(), "path": None})
+        n = len(centers)
+        columns = {"image": images, "label": [i % 2 for i in range(n)], "center": centers, "patient": [c * 10 for c in centers],
+                   "node": [i % 5 for i in range(n)], "slide": [c * 10 + i % 5 for i, c in enumerate(centers)],
+                   "image_id": [f"{split}-{i}" for i in range(n)], "x_coord": list(range(n)), "y_coord": list(range(n))}
+        files[f"data/{split}-00000-of-00001.parquet"] = _parquet_bytes(columns, features)
+    double.publish("wltjr1007/Camelyon17-WILDS", {"README.md": b"---\nlicense: other\n---\n", **files})
+    return {"train": 6, "validation": 4, "test": 5}  # rows of the hospitals each domain filters for
+
+
+HUB_DATA = {"speech": _publish_speech_commands, "medical": _publish_camelyon}
+
+
+@pytest.mark.parametrize("domain", sorted(HUB_DATA))
+def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_DATA", str(tmp_path / "data"))  # the hub fixture clears HF_* variables
+    expected = HUB_DATA[domain](hub.double)
+    local_model = parse_train_arguments(str(ROOT / "recipes" / domain / "local.yaml"), [])[0]
+    overrides = TINY + [
+        "--training.output_dir", str(tmp_path / "out"), "--training.report_to", "none",
+        "--model.model_name_or_path", local_model.model_name_or_path, "--model.random_init", "true",
+    ]
+    code = f"""
+        import json
+        from hf_transfer.cli import parse_train_arguments
+        from hf_transfer.data import load_domain
+        from hf_transfer.pipeline import run_training
+
+        args = parse_train_arguments({str(ROOT / "recipes" / domain / "hub.yaml")!r}, {overrides!r})
+        model, source, target, training, pretraining = args
+        source_rows, target_rows = load_domain(source), load_domain(target)
+        source_eval = load_domain(source, split=source.eval_split) if source.eval_split else None
+        metrics = run_training(*args)
+        print("RESULT:" + json.dumps({{
+            "source": len(source_rows), "target": len(target_rows),
+            "source_eval": None if source_eval is None else len(source_eval),
+            "names": source_rows.features["label"].names, "target_names": target_rows.features["label"].names,
+            "accuracy": metrics["eval_target_accuracy"],
+        }}))
+    """
+    result = run_fresh_python(code, hub.subprocess_env(token=None), cwd=tmp_path, timeout=300)
+    out = tmp_path / "out"
+    card = (out / "README.md").read_text()
+    config = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+    assert (out / "adapter_model.safetensors").is_file() and 0.0 <= result["accuracy"] <= 1.0
+    if domain == "speech":
+        assert result["source"] == expected["train"] and result["target"] == expected["validation"]
+        assert result["names"] == DIGITS == result["target_names"]  # 36 words narrowed to the ten digits
+        assert "google/speech_commands" in card and "label ∈ {zero, one, two" in card
+    else:
+        assert (result["source"], result["source_eval"], result["target"]) == (
+            expected["train"], expected["validation"], expected["test"])  # hospital 1 left out of source eval
+        assert result["names"] == ["0", "1"]
+        assert "wltjr1007/Camelyon17-WILDS" in card and "center ∈ {0, 3, 4}" in card and "center ∈ {2}" in card
+    assert str(tmp_path) not in card
+    if config is not None:
+        assert len(config.get("id2label", {})) == len(result["names"])
