@@ -271,3 +271,13 @@ def test_filter_values_parse_from_yaml_lists_and_the_command_line(tmp_path):
     assert source.filter_values == ["0", "3", "4"] and target.filter_values == ["2"]
     _, _, target, _, _ = parse_train_arguments(str(config), ["--target.filter_values", "1", "2"])
     assert target.filter_values == ["1", "2"]
+
+
+def test_filtered_domain_is_an_index_over_the_loaded_rows_not_a_copy(tmp_path):
+    repo = _hospital_repo(tmp_path)
+    plain = load_domain(DomainDataArguments(dataset=str(repo), cache_dir=str(tmp_path / "c")))
+    filtered = load_domain(DomainDataArguments(dataset=str(repo), filter_column="center", filter_values=["2"],
+                                               cache_dir=str(tmp_path / "c")))
+    files = lambda ds: sorted(f["filename"] for f in ds.cache_files)  # noqa: E731
+    assert files(filtered) == files(plain) and len(files(plain)) > 0  # no flattened copy written to the cache
+    assert len(filtered) == 2 and filtered[0]["input"]["bytes"] == plain[3]["input"]["bytes"]

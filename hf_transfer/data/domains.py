@@ -232,13 +232,17 @@ def load_domain(
             f"available columns: {raw.column_names}"
         )
     label_column = _normalise_label_column(label_column)
-    keep_label_names = None
+    keep_rows, keep_label_names = None, None
     if args.filter_column is not None:
-        raw = filter_rows(raw, args.filter_column, args.filter_values or [], name=f"{args.dataset!r} split {split!r}")
+        keep_rows = matching_rows(raw, args.filter_column, args.filter_values or [], name=f"{args.dataset!r} split {split!r}")
         feature = raw.features[args.filter_column]
         if args.filter_column == label_column and isinstance(feature, ClassLabel):
             keep_label_names = [n for i, n in enumerate(feature.names) if _matches(n, i, args.filter_values)]
     ds = _to_domain(raw, input_column, label_column, args.dataset, keep_label_names=keep_label_names)
+    if keep_rows is not None and len(keep_rows) < len(ds):
+        # Selected after the label column is added: an index over the loaded rows, so a large Hub
+        # dataset is not rewritten to the cache (add_column would flatten an index first).
+        ds = ds.select(keep_rows)
 
     detected = infer_modality(ds)
     if modality is not None and modality != detected:
@@ -279,11 +283,11 @@ def _matches(name: str, index: int, values: list[str] | None) -> bool:
     return bool(values) and (name in values or str(index) in values)
 
 
-def filter_rows(dataset: Dataset, column: str, values: list[str], *, name: str = "the dataset") -> Dataset:
-    """Rows of ``dataset`` whose ``column`` value is one of ``values`` (compared as text).
+def matching_rows(dataset: Dataset, column: str, values: list[str], *, name: str = "the dataset") -> list[int]:
+    """Indices of the rows of ``dataset`` whose ``column`` value is one of ``values`` (compared as text).
 
-    A ClassLabel column matches on class names or ids. Only that one column is read, and the
-    result is an index over the original rows, so filtering a large Hub dataset copies nothing.
+    A ClassLabel column matches on class names or ids. Only that one column is read. No matching
+    row is an error that lists the values present, since an empty domain cannot train.
     """
     if column not in dataset.column_names:
         raise ValueError(
@@ -305,6 +309,12 @@ def filter_rows(dataset: Dataset, column: str, values: list[str], *, name: str =
             f"No row of {name} has {column} in {sorted(wanted)}; values present: {shown or 'none'}. "
             "Fix filter_values (or the split)."
         )
+    return keep
+
+
+def filter_rows(dataset: Dataset, column: str, values: list[str], *, name: str = "the dataset") -> Dataset:
+    """The rows of ``dataset`` that :func:`matching_rows` keeps, as an index over ``dataset`` (nothing is copied)."""
+    keep = matching_rows(dataset, column, values, name=name)
     return dataset if len(keep) == len(dataset) else dataset.select(keep)
 
 
