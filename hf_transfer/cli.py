@@ -162,7 +162,8 @@ def _evaluate(ns: argparse.Namespace, rest: list[str]) -> int:
 
     results = evaluate_saved_model(
         ns.model, ns.dataset, split=ns.split, input_column=ns.input_column, label_column=ns.label_column,
-        batch_size=ns.batch_size, center_crop=ns.center_crop,
+        batch_size=ns.batch_size, center_crop=ns.center_crop, config=ns.config, revision=ns.revision,
+        data_dir=ns.data_dir, filter_column=ns.filter_column, filter_values=ns.filter_values,
     )
     print(json.dumps(results, indent=2, sort_keys=True))
     return 0
@@ -202,7 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="Accuracy and macro-F1 of a saved adapted model on a dataset.")
     evaluate.add_argument("model", help="Folder written by `hf-transfer train` (or save_model).")
     evaluate.add_argument("dataset", help="Hub id, class-folder path or data file(s).")
+    evaluate.add_argument("--config", default=None, help="Hub dataset config name.")
+    evaluate.add_argument("--revision", default=None, help="Hub dataset revision, e.g. refs/convert/parquet.")
+    evaluate.add_argument("--data-dir", default=None, help="data_dir of a Hub dataset (or a sub-folder of a local one).")
     evaluate.add_argument("--split", default="train")
+    evaluate.add_argument(
+        "--filter-column", default=None,
+        help="Keep only rows whose value in this column is one of --filter-values (as the domain's training did).",
+    )
+    evaluate.add_argument("--filter-values", nargs="+", default=None)
     evaluate.add_argument("--input-column", default=None)
     evaluate.add_argument("--label-column", default="label")
     evaluate.add_argument("--batch-size", type=int, default=32)

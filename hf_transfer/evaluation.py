@@ -30,11 +30,17 @@ def evaluate_saved_model(
     batch_size: int = 32,
     center_crop: float | None = None,
     trust_remote_code: bool = False,
+    config: str | None = None,
+    revision: str | None = None,
+    data_dir: str | None = None,
+    filter_column: str | None = None,
+    filter_values: list[str] | None = None,
 ) -> dict[str, float]:
     """Accuracy and macro-F1 of the adapted model in ``model_dir`` on a labelled dataset.
 
     ``center_crop`` (images) should be the one the dataset's domain was trained with
-    (``domain_adaptation.json`` records it under ``source_domain``/``target_domain``).
+    (``domain_adaptation.json`` records it under ``source_domain``/``target_domain``), and so
+    should the row filter (``filter_column``/``filter_values``) that picked the domain's rows.
     """
     from transformers import AutoProcessor, EvalPrediction
 
@@ -45,7 +51,10 @@ def evaluate_saved_model(
 
     model = DomainAdaptationModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    data = load_domain(DomainDataArguments(dataset=dataset, split=split, input_column=input_column, label_column=label_column))
+    data = load_domain(DomainDataArguments(
+        dataset=dataset, config=config, revision=revision, data_dir=data_dir, split=split, input_column=input_column,
+        label_column=label_column, filter_column=filter_column, filter_values=filter_values,
+    ))
     names = label_names(data)
     model_names = [model.config.id2label[i] for i in sorted(model.config.id2label)]
     if names and set(names) - set(model_names):

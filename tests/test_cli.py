@@ -80,6 +80,17 @@ def test_train_then_evaluate_from_the_command_line(tiny_setup, capsys):
     assert result["num_examples"] == 12 and 0.0 <= result["accuracy"] <= 1.0
 
 
+def test_evaluate_applies_a_row_filter_like_the_domain_did(tiny_setup, capsys):
+    tmp_path, path = tiny_setup
+    assert main(["train", str(path), "--training.max_steps", "1"]) == 0
+    capsys.readouterr()
+    target = str(tmp_path / "target")
+    assert main(["evaluate", str(tmp_path / "out"), target, "--filter-column", "label", "--filter-values", "b", "c"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 8  # 4 images per class, class a left out
+    assert main(["evaluate", str(tmp_path / "out"), target, "--filter-column", "label", "--filter-values", "z"]) == 2
+    assert "No row of" in capsys.readouterr().err
+
+
 def test_bad_config_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("modle: {}\n")
