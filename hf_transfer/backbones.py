@@ -426,8 +426,10 @@ def classification_head_modules(model: PreTrainedModel) -> list[str]:
             if module is head and name:
                 return [name]
     base = getattr(model, "base_model_prefix", "")
+    # A child that is itself a PreTrainedModel is the pretrained body even when it is not named after
+    # base_model_prefix (WhisperForAudioClassification keeps its WhisperEncoder as ``encoder``).
     return [
         name
         for name, child in model.named_children()
-        if name != base and any(True for _ in child.parameters())
+        if name != base and not isinstance(child, PreTrainedModel) and any(True for _ in child.parameters())
     ]

@@ -520,3 +520,20 @@ def test_other_registry_families_load_and_adapt(family, modality, tmp_path):
     out.loss.backward()
     dead = [n for n, p in model.named_parameters() if "lora_B" in n and p.grad is None]
     assert not dead, f"LoRA layers the forward pass never calls: {dead}"
+
+
+def test_an_encoder_body_not_named_after_base_model_prefix_is_not_taken_for_the_head():
+    """WhisperForAudioClassification keeps its WhisperEncoder as ``encoder`` (base_model_prefix is "model"):
+    it is the pretrained body, so LoRA goes into its attention and only projector + classifier are the head."""
+    from transformers import WhisperConfig, WhisperForAudioClassification
+
+    config = WhisperConfig(
+        num_mel_bins=16, d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, decoder_layers=1,
+        decoder_attention_heads=2, decoder_ffn_dim=32, max_source_positions=8, max_target_positions=8, vocab_size=8,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, num_labels=3,
+    )
+    model = WhisperForAudioClassification(config)
+    head = classification_head_modules(model)
+    assert head == ["projector", "classifier"]
+    targets = discover_lora_targets(model, "attention", exclude=head)
+    assert sorted(targets) == ["k_proj", "out_proj", "q_proj", "v_proj"]  # compacted leaf names
