@@ -160,9 +160,9 @@ def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
     return overrides
 
 
-# Every config that reads the local benchmark's layout; the speech and medical hub.yaml read Hub datasets
-# instead and run below (test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter).
-TINY_RUNS = [(d, "local") for d in DOMAIN_RECIPES] + [("digits", "hub"), ("finance", "hub"), ("medical", "blood_cells_gpu")]
+# Every config that reads the local benchmark's layout; each hub.yaml reads Hub datasets instead and runs
+# below against the Hub double (test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter).
+TINY_RUNS = [(d, "local") for d in DOMAIN_RECIPES] + [("medical", "blood_cells_gpu")]
 
 
 @pytest.mark.parametrize(("domain", "kind"), TINY_RUNS)
@@ -206,9 +206,9 @@ def test_benchmark_oracle_runs_on_each_local_recipe(domain, prepared, tmp_path):
 
 
 # --------------------------------------------------------------------------- Hub datasets named by the hub configs
-# The speech and medical hub.yaml read real Hub datasets (their ids, revisions, columns and row filters come
-# from the datasets' cards). Here the Hub double serves tiny parquet files with those same repo ids, layouts
-# and schemas, and a fresh process runs the config unchanged except for the tiny backbone and step count.
+# Every hub.yaml reads real Hub datasets (ids, revisions, columns and row filters taken from the datasets'
+# cards and public code that loads them). Here the Hub double serves tiny parquet files with those repo ids,
+# layouts and schemas, and a fresh process runs the config unchanged except for the backbone and step count.
 
 SPEECH_COMMANDS_V2 = [
     "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two", "three", "four",
@@ -297,18 +297,68 @@ def _publish_camelyon(double) -> dict[str, int]:
     return {"train": 6, "validation": 4, "test": 5}  # rows of the hospitals each domain filters for
 
 
-HUB_DATA = {"speech": _publish_speech_commands, "medical": _publish_camelyon}
+def _png(color: tuple[int, int, int], size: int, mode: str = "L") -> dict:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new(mode, (size, size), color[0] if mode == "L" else color).save(buffer, "PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def _publish_digits(double) -> dict[str, int]:
+    """ylecun/mnist (config ``mnist``: mnist/<split>-*.parquet) and flwrlabs/usps (data/<split>-*.parquet)."""
+    from datasets import ClassLabel, Features, Image as ImageFeature
+
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=[str(d) for d in range(10)])})
+    mnist_card = (b"---\nconfigs:\n- config_name: mnist\n  data_files:\n  - split: train\n    path: mnist/train-*\n"
+                  b"  - split: test\n    path: mnist/test-*\n  default: true\n---\n")
+    sizes = {"train": 20, "test": 10}
+    for repo, folder, size, card in (("ylecun/mnist", "mnist", 28, mnist_card), ("flwrlabs/usps", "data", 16, b"")):
+        files = {"README.md": card} if card else {}
+        for split, n in sizes.items():
+            columns = {"image": [_png((25 * (i % 10),) * 3, size) for i in range(n)], "label": [i % 10 for i in range(n)]}
+            files[f"{folder}/{split}-00000-of-00001.parquet"] = _parquet_bytes(columns, features)
+        double.publish(repo, files)
+    return {"train": 20, "test": 10}
+
+
+def _publish_finance(double) -> dict[str, int]:
+    """stanfordnlp/sst2 (data/<split>-*.parquet) and the parquet export of takala/financial_phrasebank."""
+    from datasets import ClassLabel, Features, Value
+
+    sst2 = Features({"idx": Value("int32"), "sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    files = {}
+    for split, n in (("train", 12), ("validation", 4), ("test", 4)):
+        columns = {"idx": list(range(n)), "sentence": [("a moving film" if i % 2 else "a dull mess") + f" {i}" for i in range(n)],
+                   "label": [i % 2 if split != "test" else -1 for i in range(n)]}  # SST-2's test labels are hidden
+        files[f"data/{split}-00000-of-00001.parquet"] = _parquet_bytes(columns, sst2)
+    double.publish("stanfordnlp/sst2", files)
+    bank = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "neutral", "positive"])})
+    rows = [("Profit rose", 2), ("Loss widened", 0), ("Based in Espoo", 1)] * 4
+    columns = {"sentence": [f"{t} {i} %" for i, (t, _) in enumerate(rows)], "label": [label for _, label in rows]}
+    double.publish("takala/financial_phrasebank", {"financial_phrasebank.py": b"# script\n"})
+    double.publish("takala/financial_phrasebank", {"sentences_allagree/train/0000.parquet": _parquet_bytes(columns, bank)},
+                   revision="refs/convert/parquet")
+    return {"train": 12, "validation": 4, "target": 12}
+
+
+HUB_DATA = {"speech": _publish_speech_commands, "medical": _publish_camelyon, "digits": _publish_digits,
+            "finance": _publish_finance}
 
 
 @pytest.mark.parametrize("domain", sorted(HUB_DATA))
 def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TRANSFER_DATA", str(tmp_path / "data"))  # the hub fixture clears HF_* variables
+    monkeypatch.setenv("HF_TRANSFER_MINILM", _minilm())
     expected = HUB_DATA[domain](hub.double)
     local_model = parse_train_arguments(str(ROOT / "recipes" / domain / "local.yaml"), [])[0]
     overrides = TINY + [
         "--training.output_dir", str(tmp_path / "out"), "--training.report_to", "none",
-        "--model.model_name_or_path", local_model.model_name_or_path, "--model.random_init", "true",
+        "--model.model_name_or_path", local_model.model_name_or_path,
+        "--model.random_init", str(local_model.random_init).lower(),
     ]
+    if parse_train_arguments(str(ROOT / "recipes" / domain / "hub.yaml"), [])[4].epochs > 0:
+        overrides += ["--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
     code = f"""
         import json
         from hf_transfer.cli import parse_train_arguments
@@ -336,11 +386,18 @@ def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, 
         assert result["source"] == expected["train"] and result["target"] == expected["validation"]
         assert result["names"] == DIGITS == result["target_names"]  # 36 words narrowed to the ten digits
         assert "google/speech_commands" in card and "label ∈ {zero, one, two" in card
-    else:
+    elif domain == "medical":
         assert (result["source"], result["source_eval"], result["target"]) == (
             expected["train"], expected["validation"], expected["test"])  # hospital 1 left out of source eval
         assert result["names"] == ["0", "1"]
         assert "wltjr1007/Camelyon17-WILDS" in card and "center ∈ {0, 3, 4}" in card and "center ∈ {2}" in card
+    elif domain == "digits":
+        assert (result["source"], result["source_eval"], result["target"]) == (expected["train"], expected["test"], expected["train"])
+        assert result["names"] == [str(d) for d in range(10)] and "ylecun/mnist" in card and "flwrlabs/usps" in card
+    else:  # finance: PhraseBank's neutral class becomes unlabelled target text (allow_extra_target_labels)
+        assert (result["source"], result["source_eval"], result["target"]) == (expected["train"], expected["validation"], expected["target"])
+        assert result["names"] == ["negative", "positive"]
+        assert "stanfordnlp/sst2" in card and "takala/financial_phrasebank" in card
     assert str(tmp_path) not in card
     if config is not None:
         assert len(config.get("id2label", {})) == len(result["names"])
