@@ -163,7 +163,7 @@ def _evaluate(ns: argparse.Namespace, rest: list[str]) -> int:
     results = evaluate_saved_model(
         ns.model, ns.dataset, split=ns.split, input_column=ns.input_column, label_column=ns.label_column,
         batch_size=ns.batch_size, center_crop=ns.center_crop, config=ns.config, revision=ns.revision,
-        data_dir=ns.data_dir, filter_column=ns.filter_column, filter_values=ns.filter_values,
+        data_dir=ns.data_dir, filter_column=ns.filter_column, filter_values=ns.filter_values, label_names=ns.label_names,
     )
     print(json.dumps(results, indent=2, sort_keys=True))
     return 0
@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Keep only rows whose value in this column is one of --filter-values (as the domain's training did).",
     )
     evaluate.add_argument("--filter-values", nargs="+", default=None)
+    evaluate.add_argument(
+        "--label-names", nargs="+", default=None, help="Names of integer class ids 0..K-1, as the domain's training gave them.",
+    )
     evaluate.add_argument("--input-column", default=None)
     evaluate.add_argument("--label-column", default="label")
     evaluate.add_argument("--batch-size", type=int, default=32)

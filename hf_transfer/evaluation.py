@@ -35,6 +35,7 @@ def evaluate_saved_model(
     data_dir: str | None = None,
     filter_column: str | None = None,
     filter_values: list[str] | None = None,
+    label_names: list[str] | None = None,
 ) -> dict[str, float]:
     """Accuracy and macro-F1 of the adapted model in ``model_dir`` on a labelled dataset.
 
@@ -45,7 +46,7 @@ def evaluate_saved_model(
     from transformers import AutoProcessor, EvalPrediction
 
     from .data import DomainBatchCollator, DomainDataArguments, build_transform, infer_modality, load_domain
-    from .data.labels import label_names
+    from .data.labels import label_names as class_names_of
     from .metrics import ClassificationMetrics
     from .modeling import DomainAdaptationModel
 
@@ -53,9 +54,9 @@ def evaluate_saved_model(
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     data = load_domain(DomainDataArguments(
         dataset=dataset, config=config, revision=revision, data_dir=data_dir, split=split, input_column=input_column,
-        label_column=label_column, filter_column=filter_column, filter_values=filter_values,
+        label_column=label_column, filter_column=filter_column, filter_values=filter_values, label_names=label_names,
     ))
-    names = label_names(data)
+    names = class_names_of(data)
     model_names = [model.config.id2label[i] for i in sorted(model.config.id2label)]
     if names and set(names) - set(model_names):
         raise ValueError(

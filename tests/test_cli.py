@@ -89,6 +89,9 @@ def test_evaluate_applies_a_row_filter_like_the_domain_did(tiny_setup, capsys):
     assert json.loads(capsys.readouterr().out)["num_examples"] == 8  # 4 images per class, class a left out
     assert main(["evaluate", str(tmp_path / "out"), target, "--filter-column", "label", "--filter-values", "z"]) == 2
     assert "No row of" in capsys.readouterr().err
+    # --label-names renames class ids 0..K-1 (here the folders a, b, c): names the model lacks are an error.
+    assert main(["evaluate", str(tmp_path / "out"), target, "--label-names", "x", "y", "z"]) == 2
+    assert "labels ['x', 'y', 'z'] the model does not know" in capsys.readouterr().err
 
 
 def test_bad_config_is_a_clear_error(tmp_path, capsys):

@@ -281,3 +281,20 @@ def test_filtered_domain_is_an_index_over_the_loaded_rows_not_a_copy(tmp_path):
     files = lambda ds: sorted(f["filename"] for f in ds.cache_files)  # noqa: E731
     assert files(filtered) == files(plain) and len(files(plain)) > 0  # no flattened copy written to the cache
     assert len(filtered) == 2 and filtered[0]["input"]["bytes"] == plain[3]["input"]["bytes"]
+
+
+def test_label_names_name_integer_classes_and_are_checked(tmp_path):
+    repo = _hospital_repo(tmp_path)
+    named = load_domain(DomainDataArguments(dataset=str(repo), label_names=["normal", "tumor"], cache_dir=str(tmp_path / "c")))
+    assert named.features["label"].names == ["normal", "tumor"] and list(named["label"]) == [0, 1, 0, 1, 1, 0]
+    # With a row filter too; a split that lacks a class still gets every name.
+    only_normal = load_domain(DomainDataArguments(dataset=str(repo), filter_column="center", filter_values=["1"],
+                                                  label_names="normal,tumor", cache_dir=str(tmp_path / "c")))
+    assert only_normal.features["label"].names == ["normal", "tumor"] and list(only_normal["label"]) == [0]
+    with pytest.raises(ValueError, match=r"has 2 classes .* label_names has only 1: \['normal'\]"):
+        load_domain(DomainDataArguments(dataset=str(repo), label_names=["normal"], cache_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match="distinct"):
+        DomainDataArguments(dataset=str(repo), label_names=["a", "a"])
+    with pytest.raises(ValueError, match="no label column"):
+        load_domain(DomainDataArguments(dataset=str(repo), label_column=None, label_names=["normal", "tumor"],
+                                        cache_dir=str(tmp_path / "c")))

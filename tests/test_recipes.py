@@ -389,7 +389,7 @@ def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, 
     elif domain == "medical":
         assert (result["source"], result["source_eval"], result["target"]) == (
             expected["train"], expected["validation"], expected["test"])  # hospital 1 left out of source eval
-        assert result["names"] == ["0", "1"]
+        assert result["names"] == ["normal", "tumor"] == result["target_names"]  # label_names for the 0/1 column
         assert "wltjr1007/Camelyon17-WILDS" in card and "center ∈ {0, 3, 4}" in card and "center ∈ {2}" in card
     elif domain == "digits":
         assert (result["source"], result["source_eval"], result["target"]) == (expected["train"], expected["test"], expected["train"])

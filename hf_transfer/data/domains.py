@@ -81,6 +81,13 @@ class DomainDataArguments:
             "default 'label' column is absent the domain is loaded as unlabelled (with a warning)."
         },
     )
+    label_names: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Class names in class-id order, for a label column of bare integers (label i gets the i-th "
+            "name, e.g. 'normal tumor' for 0/1); they name the model's classes and its card."
+        },
+    )
     data_dir: Optional[str] = field(
         default=None,
         metadata={"help": "data_dir for Hub datasets; for a local folder, a sub-folder of it."},
@@ -129,6 +136,12 @@ class DomainDataArguments:
     def __post_init__(self) -> None:
         if self.center_crop is not None:
             CenterCrop(self.center_crop)  # fail at parse time, with the crop's own check
+        if isinstance(self.label_names, str):
+            self.label_names = self.label_names.split(",")
+        if self.label_names is not None:
+            self.label_names = [str(n).strip() for n in self.label_names]
+            if len(set(self.label_names)) != len(self.label_names) or "" in self.label_names:
+                raise ValueError(f"label_names must be distinct and non-empty, got {self.label_names}.")
         if isinstance(self.filter_values, (str, int, float)):
             self.filter_values = [self.filter_values]
         if self.filter_values is not None:
@@ -239,6 +252,8 @@ def load_domain(
         if args.filter_column == label_column and isinstance(feature, ClassLabel):
             keep_label_names = [n for i, n in enumerate(feature.names) if _matches(n, i, args.filter_values)]
     ds = _to_domain(raw, input_column, label_column, args.dataset, keep_label_names=keep_label_names)
+    if args.label_names:
+        ds = _rename_classes(ds, args.label_names, args.dataset)
     if keep_rows is not None and len(keep_rows) < len(ds):
         # Selected after the label column is added: an index over the loaded rows, so a large Hub
         # dataset is not rewritten to the cache (add_column would flatten an index first).
@@ -396,6 +411,19 @@ def _to_domain(
         ids, names = _encode_labels(values, name)
     ds = ds.add_column("label", ids, feature=Value("int64"))
     return ds.cast_column("label", ClassLabel(names=names))
+
+
+def _rename_classes(ds: Dataset, label_names: list[str], name: str) -> Dataset:
+    """Give class ids 0..K-1 the names ``label_names`` (more names than classes seen is fine)."""
+    feature = ds.features["label"]
+    if not isinstance(feature, ClassLabel):
+        raise ValueError(f"label_names was given for {name!r}, but that domain has no label column.")
+    if len(label_names) < feature.num_classes:
+        raise ValueError(
+            f"{name!r} has {feature.num_classes} classes ({feature.names}) but label_names has only "
+            f"{len(label_names)}: {label_names}. Give one name per class id."
+        )
+    return ds.cast_column("label", ClassLabel(names=list(label_names)))
 
 
 def _encode_labels(values: list[Any], name: str) -> tuple[list[int], list[str]]:
