@@ -7,7 +7,8 @@ hard-codes them. It walks the model instead:
 * ``attention``: every ``nn.Linear`` that lives inside an attention block (a module
   path component containing ``attn`` or ``attention``) — q/k/v/out projections of
   ViT, DeiT, BEiT, Swin, DINOv2, BERT-family encoders, wav2vec2/HuBERT/WavLM and timm ViTs;
-* ``conv``: every ``nn.Conv2d`` (ResNets, ConvNeXt), skipping grouped convolutions
+* ``conv``: every ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` (ResNets and ConvNeXt, the convolutional
+  feature encoder of wav2vec2/HuBERT/WavLM, Whisper's conv stem), skipping grouped convolutions
   whose group count does not divide the LoRA rank (peft requires ``r % groups == 0``);
 * ``all-linear``: every ``nn.Linear``;
 * ``auto``: ``attention`` if the model has any, else ``conv``, else ``all-linear``.
@@ -35,6 +36,9 @@ def is_lora_policy(spec: str) -> bool:
     """``auto``, ``attention``, ``conv``, ``all-linear`` or a ``+`` combination of the last three."""
     parts = spec.split("+")
     return spec in LORA_TARGET_POLICIES or (len(parts) > 1 and all(p in LORA_TARGET_POLICIES[1:] for p in parts))
+
+
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)  # the convolutions peft's LoRA implements
 
 
 def _in_attention_block(name: str) -> bool:
@@ -76,7 +80,7 @@ def _select(model: nn.Module, policy: str, rank: int, exclude: list[str]) -> lis
             selected.append(name)
         elif policy == "all-linear" and isinstance(module, nn.Linear):
             selected.append(name)
-        elif policy == "conv" and isinstance(module, nn.Conv2d):
+        elif policy == "conv" and isinstance(module, _CONVOLUTIONS):
             if module.groups > 1 and rank % module.groups != 0:
                 logger.info("LoRA skips grouped conv %s (groups=%d does not divide r=%d)", name, module.groups, rank)
                 continue
@@ -130,7 +134,11 @@ def discover_lora_targets(
         raise ValueError(f"Unknown LoRA target policy {policy!r}; choose one of {LORA_TARGET_POLICIES} or list module names.")
     exclude = list(exclude or [])
     if "+" in policy:
-        selected = sorted({name for part in policy.split("+") for name in _select(model, part, rank, exclude)})
+        parts = {part: _select(model, part, rank, exclude) for part in policy.split("+")}
+        for part, names in parts.items():
+            if not names:
+                logger.warning("LoRA policy %r: its %r part finds nothing in %s.", policy, part, type(model).__name__)
+        selected = sorted({name for names in parts.values() for name in names})
         order: list[str] = []
     else:
         order = ["attention", "conv", "all-linear"] if policy == "auto" else [policy]

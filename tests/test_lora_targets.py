@@ -66,3 +66,34 @@ def test_unknown_policy_and_nothing_found():
     model = nn.Sequential(nn.ReLU())
     with pytest.raises(ValueError, match="No LoRA target found"):
         discover_lora_targets(model)
+
+
+def test_conv_policy_reaches_wav2vec2s_convolutional_feature_encoder():
+    """wav2vec2's feature encoder is nn.Conv1d: ``conv`` must find it (it once matched only nn.Conv2d), and
+    peft's LoRA must train it. The grouped positional conv (groups=4 here) is skipped at rank 2."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    config = Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+        conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4,
+        num_labels=3, classifier_proj_size=8,
+    )
+    model = Wav2Vec2ForSequenceClassification(config)
+    targets = discover_lora_targets(model, "attention+conv", rank=2, exclude=["projector", "classifier"])
+    assert {"0.conv", "1.conv", "q_proj", "k_proj", "v_proj", "out_proj"} <= set(targets)  # not pos_conv_embed.conv
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=targets, modules_to_save=["projector", "classifier"]))
+    lora_convs = [n for n, m in peft_model.named_modules() if n.endswith("conv_layers.0.conv")]
+    assert lora_convs and hasattr(peft_model.get_submodule(lora_convs[0]), "lora_A")
+    assert not hasattr(peft_model.get_submodule("base_model.model.wav2vec2.encoder.pos_conv_embed.conv"), "lora_A")
+    peft_model(torch.randn(2, 400)).logits.sum().backward()
+    grads = [p.grad for n, p in peft_model.named_parameters() if "conv_layers.0.conv.lora_B" in n]
+    assert grads and grads[0] is not None and grads[0].abs().sum() > 0
+
+
+def test_a_combined_policy_warns_about_a_part_that_finds_nothing(tiny_vit, caplog):
+    model = nn.Sequential(nn.Linear(2, 2))
+    with caplog.at_level("WARNING", logger="hf_transfer.lora_targets"):
+        assert discover_lora_targets(model, "all-linear+conv") == ["0"]
+    assert "'conv' part finds nothing in Sequential" in caplog.text
