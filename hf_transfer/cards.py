@@ -126,6 +126,8 @@ def looks_like_local_path(value: str) -> bool:
         return True
     if re.match(r"^[a-z][a-z0-9+.\-]*://", value):  # a URL (file:// was handled above)
         return False
+    if re.fullmatch(r"refs/(convert|pr|heads|tags)/[\w.\-]+", value):  # a Hub git ref (refs/convert/parquet)
+        return False
     if "\\" in value or value.count("/") > 1:
         return True
     home = os.path.expanduser("~")
@@ -232,8 +234,22 @@ def _summary(values: Mapping, keys: list[str]) -> str:
     return ", ".join(parts) if parts else "not recorded"
 
 
+PARQUET_EXPORT = "refs/convert/parquet"
+
+
+def dataset_config_of(domain: Mapping) -> str | None:
+    """The dataset config a domain read: ``config``, or for the Hub's parquet export (where a config is a
+    folder) its ``data_dir``."""
+    config = domain.get("config")
+    if isinstance(config, str) and config:
+        return config
+    data_dir = domain.get("data_dir")
+    return data_dir if domain.get("revision") == PARQUET_EXPORT and isinstance(data_dir, str) and data_dir else None
+
+
 def _domain_view(domain: Mapping) -> dict:
     view = {key: _fmt(domain.get(key)) for key in ("dataset", "config", "split", "description", "license")}
+    view["config"] = _fmt(dataset_config_of(domain))
     rows = domain.get("filter")
     if isinstance(rows, Mapping) and rows.get("column"):
         values = ", ".join(str(v) for v in rows.get("values") or [])
@@ -262,8 +278,10 @@ def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
             task_name=task.replace("-", " ").capitalize(),
             dataset_type=dataset_type,
             dataset_name=dataset_name,
-            dataset_config=domain.get("config") if isinstance(domain.get("config"), str) else None,
-            dataset_split=domain.get("split") if isinstance(domain.get("split"), str) else None,
+            dataset_config=dataset_config_of(domain) if is_hub_id(dataset) else None,
+            # the metrics are on the evaluation split, when the domain had one
+            dataset_split=next((s for s in (domain.get("eval_split"), domain.get("split")) if isinstance(s, str) and s), None),
+            dataset_revision=domain.get("revision") if is_hub_id(dataset) and isinstance(domain.get("revision"), str) else None,
         )
         for name, metric_type, args in (("accuracy", "accuracy", None), ("f1", "f1", {"average": "macro"})):
             label = "Accuracy" if name == "accuracy" else "Macro-F1"

@@ -119,6 +119,8 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
         "dataset": args.dataset if on_hub else None,  # local paths never reach the card
         "config": args.config,
         "split": args.split,
+        "eval_split": args.eval_split if on_hub else None,  # a local eval split can be a file path
+        **({"revision": args.revision, "data_dir": args.data_dir} if on_hub else {}),
         "description": args.description,
         "license": args.license,
         **({"center_crop": args.center_crop} if args.center_crop is not None else {}),

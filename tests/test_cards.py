@@ -171,6 +171,9 @@ def test_sanitize_and_path_detection():
     cleaned = sanitize({"a": "/srv/data", "b": ["see /srv/data/x.csv now", "org/ds"], "c": 3, "d": SECRET})
     assert cleaned == {"a": LOCAL_DATA, "b": [f"see {LOCAL_DATA} now", "org/ds"], "c": 3, "d": "[redacted]"}
     assert sanitize("https://huggingface.co/org/model") == "https://huggingface.co/org/model"
+    # Hub git refs are revisions, not paths; a folder that merely starts with "refs" still is a path
+    assert sanitize("refs/convert/parquet") == "refs/convert/parquet" and sanitize("refs/pr/3") == "refs/pr/3"
+    assert looks_like_local_path("refs/convert/parquet/extra") and looks_like_local_path("/refs/convert/parquet")
 
 
 def test_mcc_and_iwdan_runs_say_what_they_did(tmp_path):

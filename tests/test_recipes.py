@@ -386,6 +386,13 @@ def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, 
         assert result["source"] == expected["train"] and result["target"] == expected["validation"]
         assert result["names"] == DIGITS == result["target_names"]  # 36 words narrowed to the ten digits
         assert "google/speech_commands" in card and "label ∈ {zero, one, two" in card
+        # model-index names what load_dataset read: the export's folder is the config, at that revision
+        from huggingface_hub import ModelCard
+
+        target_results = [r for r in ModelCard(card).data.eval_results if r.dataset_name.startswith("Target")]
+        assert target_results and all(
+            (r.dataset_type, r.dataset_config, r.dataset_split, r.dataset_revision)
+            == ("google/speech_commands", "v0.02", "validation", "refs/convert/parquet") for r in target_results)
     elif domain == "medical":
         assert (result["source"], result["source_eval"], result["target"]) == (
             expected["train"], expected["validation"], expected["test"])  # hospital 1 left out of source eval
@@ -398,6 +405,11 @@ def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, 
         assert (result["source"], result["source_eval"], result["target"]) == (expected["train"], expected["validation"], expected["target"])
         assert result["names"] == ["negative", "positive"]
         assert "stanfordnlp/sst2" in card and "takala/financial_phrasebank" in card
+        from huggingface_hub import ModelCard
+
+        results = {r.dataset_name.split()[0]: r for r in ModelCard(card).data.eval_results}
+        assert (results["Source"].dataset_config, results["Source"].dataset_split) == (None, "validation")
+        assert (results["Target"].dataset_config, results["Target"].dataset_revision) == ("sentences_allagree", "refs/convert/parquet")
     assert str(tmp_path) not in card
     if config is not None:
         assert len(config.get("id2label", {})) == len(result["names"])
