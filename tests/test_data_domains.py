@@ -298,3 +298,12 @@ def test_label_names_name_integer_classes_and_are_checked(tmp_path):
     with pytest.raises(ValueError, match="no label column"):
         load_domain(DomainDataArguments(dataset=str(repo), label_column=None, label_names=["normal", "tumor"],
                                         cache_dir=str(tmp_path / "c")))
+
+
+def test_filter_on_a_plain_string_label_column_narrows_the_classes_too(tmp_path):
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,label\ngreat,positive\nawful,negative\nmeh,neutral\nfine,positive\n")
+    ds = load_domain(DomainDataArguments(dataset=str(csv), input_column="text", filter_column="label",
+                                         filter_values=["negative", "positive"], cache_dir=str(tmp_path / "c")))
+    assert ds.features["label"].names == ["negative", "positive"]
+    assert list(ds["input"]) == ["great", "awful", "fine"] and list(ds["label"]) == [1, 0, 1]

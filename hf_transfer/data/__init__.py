@@ -16,7 +16,7 @@ from .pairing import IGNORE_INDEX, SourceTargetDataset
 from .augmentation import AUGMENTATIONS, ImageAugmentation, build_image_augmentation
 from .audio_augmentation import AUDIO_AUGMENTATIONS, AudioAugmentation, build_audio_augmentation
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
-from .domains import DomainDataArguments, filter_rows, infer_modality, load_domain
+from .domains import DomainDataArguments, infer_modality, load_domain
 from .image import IMAGE_EXTENSIONS, CenterCrop, ImageDecodeError, load_image
 from .labels import align_labels, label_names, parse_label_mapping
 from .preprocessing import (
@@ -38,7 +38,6 @@ __all__ = [
     "AudioAugmentation",
     "build_audio_augmentation",
     "CenterCrop",
-    "filter_rows",
     "ImageAugmentation",
     "build_image_augmentation",
     "IGNORE_INDEX",

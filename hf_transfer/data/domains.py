@@ -245,13 +245,16 @@ def load_domain(
             f"available columns: {raw.column_names}"
         )
     label_column = _normalise_label_column(label_column)
-    keep_rows, keep_label_names = None, None
+    keep_rows, keep_label_names, label_rows = None, None, None
     if args.filter_column is not None:
         keep_rows = matching_rows(raw, args.filter_column, args.filter_values or [], name=f"{args.dataset!r} split {split!r}")
         feature = raw.features[args.filter_column]
         if args.filter_column == label_column and isinstance(feature, ClassLabel):
             keep_label_names = [n for i, n in enumerate(feature.names) if _matches(n, i, args.filter_values)]
-    ds = _to_domain(raw, input_column, label_column, args.dataset, keep_label_names=keep_label_names)
+        elif args.filter_column == label_column:
+            label_rows = keep_rows  # plain labels: the classes are the kept rows' values
+    ds = _to_domain(raw, input_column, label_column, args.dataset, keep_label_names=keep_label_names,
+                    label_rows=label_rows)
     if args.label_names:
         ds = _rename_classes(ds, args.label_names, args.dataset)
     if keep_rows is not None and len(keep_rows) < len(ds):
@@ -327,12 +330,6 @@ def matching_rows(dataset: Dataset, column: str, values: list[str], *, name: str
     return keep
 
 
-def filter_rows(dataset: Dataset, column: str, values: list[str], *, name: str = "the dataset") -> Dataset:
-    """The rows of ``dataset`` that :func:`matching_rows` keeps, as an index over ``dataset`` (nothing is copied)."""
-    keep = matching_rows(dataset, column, values, name=name)
-    return dataset if len(keep) == len(dataset) else dataset.select(keep)
-
-
 def _normalise_label_column(label_column: str | None) -> str | None:
     if label_column is None or label_column.strip().lower() in _NO_LABEL:
         return None
@@ -362,12 +359,19 @@ def _detect_input_column(ds: Dataset) -> str:
 
 
 def _to_domain(
-    raw: Dataset, input_column: str, label_column: str | None, name: str, *, keep_label_names: list[str] | None = None
+    raw: Dataset,
+    input_column: str,
+    label_column: str | None,
+    name: str,
+    *,
+    keep_label_names: list[str] | None = None,
+    label_rows: list[int] | None = None,
 ) -> Dataset:
     """Select/rename to ``input`` + ``label`` and fix the feature types.
 
-    ``keep_label_names`` narrows a ClassLabel label column to those classes (after a row filter on it),
-    so the head gets only the classes the domain can contain.
+    After a row filter on the label column, the classes narrow to the kept ones, so the head gets only
+    the classes the domain can contain: ``keep_label_names`` for a ClassLabel column, ``label_rows``
+    (the kept rows, whose values alone name the classes) for plain string or integer labels.
     """
     if label_column is not None and label_column not in raw.column_names:
         if label_column != "label":
@@ -408,6 +412,9 @@ def _to_domain(
             ids = [new_id.get(i, -1) for i in ids]
             names = list(keep_label_names)
     else:
+        if label_rows is not None:
+            kept = set(label_rows)
+            values = [v if i in kept else None for i, v in enumerate(values)]
         ids, names = _encode_labels(values, name)
     ds = ds.add_column("label", ids, feature=Value("int64"))
     return ds.cast_column("label", ClassLabel(names=names))
