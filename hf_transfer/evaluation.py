@@ -43,6 +43,7 @@ def evaluate_saved_model(
     (``domain_adaptation.json`` records it under ``source_domain``/``target_domain``), and so
     should the row filter (``filter_column``/``filter_values``) that picked the domain's rows.
     """
+    from datasets import Value
     from transformers import AutoProcessor, EvalPrediction
 
     from .data import DomainBatchCollator, DomainDataArguments, build_transform, infer_modality, load_domain
@@ -63,7 +64,8 @@ def evaluate_saved_model(
             f"The dataset has labels {sorted(set(names) - set(model_names))} the model does not know ({model_names})."
         )
     remap = {i: model_names.index(n) for i, n in enumerate(names or [])}
-    data = data.map(lambda ex: {"label": remap.get(ex["label"], -1)})
+    # Model ids can exceed the dataset's own class count (a dataset with fewer classes than the model).
+    data = data.cast_column("label", Value("int64")).map(lambda ex: {"label": remap.get(ex["label"], -1)})
     data = data.with_transform(build_transform(processor, infer_modality(data), center_crop=center_crop))
     logits, labels = predict(model, data, DomainBatchCollator.for_processor(processor), batch_size)
     metrics = ClassificationMetrics()(EvalPrediction(predictions=logits, label_ids=labels))

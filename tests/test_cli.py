@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -87,6 +88,10 @@ def test_evaluate_applies_a_row_filter_like_the_domain_did(tiny_setup, capsys):
     target = str(tmp_path / "target")
     assert main(["evaluate", str(tmp_path / "out"), target, "--filter-column", "label", "--filter-values", "b", "c"]) == 0
     assert json.loads(capsys.readouterr().out)["num_examples"] == 8  # 4 images per class, class a left out
+    # The same without a filter: a folder that lacks one of the model's classes (ids beyond its own count).
+    shutil.copytree(tmp_path / "target", tmp_path / "target_bc", ignore=shutil.ignore_patterns("a"))
+    assert main(["evaluate", str(tmp_path / "out"), str(tmp_path / "target_bc")]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 8
     assert main(["evaluate", str(tmp_path / "out"), target, "--filter-column", "label", "--filter-values", "z"]) == 2
     assert "No row of" in capsys.readouterr().err
     # --label-names renames class ids 0..K-1 (here the folders a, b, c): names the model lacks are an error.
