@@ -248,7 +248,7 @@ def dataset_config_of(domain: Mapping) -> str | None:
 
 
 def _domain_view(domain: Mapping) -> dict:
-    view = {key: _fmt(domain.get(key)) for key in ("dataset", "config", "split", "description", "license")}
+    view = {key: _fmt(domain.get(key)) for key in ("dataset", "split", "description", "license")}
     view["config"] = _fmt(dataset_config_of(domain))
     rows = domain.get("filter")
     if isinstance(rows, Mapping) and rows.get("column"):

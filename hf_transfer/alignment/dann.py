@@ -92,11 +92,11 @@ class DomainAdversarialLoss(nn.Module):
 
         ``logits`` (the classifier's outputs) are ignored here; conditional losses (CDAN) use them.
         """
-        logits = self.discriminator(self.grl(features))
-        targets = domain_labels.to(logits.dtype)
+        domain_logits = self.discriminator(self.grl(features))
+        targets = domain_labels.to(domain_logits.dtype)
         loss = F.binary_cross_entropy_with_logits(
-            logits, targets, weight=None if weights is None else weights.to(logits.dtype)
+            domain_logits, targets, weight=None if weights is None else weights.to(domain_logits.dtype)
         )
         with torch.no_grad():
-            accuracy = ((logits > 0).to(targets.dtype) == targets).float().mean()
+            accuracy = ((domain_logits > 0).to(targets.dtype) == targets).float().mean()
         return DomainLossOutput(loss=loss, accuracy=accuracy)

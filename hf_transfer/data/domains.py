@@ -22,6 +22,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import Any, Optional
 
 import datasets
@@ -297,7 +298,8 @@ def _filter_key(value: Any) -> str:
     return str(value).strip()
 
 
-def _matches(name: str, index: int, values: list[str] | None) -> bool:
+def _matches(name: str, index: int, values: Collection[str] | None) -> bool:
+    """Whether class ``index`` called ``name`` is among ``values`` (which may give names or ids)."""
     return bool(values) and (name in values or str(index) in values)
 
 
@@ -315,8 +317,7 @@ def matching_rows(dataset: Dataset, column: str, values: list[str], *, name: str
     feature = dataset.features[column]
     cells = list(dataset[column])
     if isinstance(feature, ClassLabel):
-        keys = [None if v is None or v < 0 else (feature.int2str(int(v)), str(int(v))) for v in cells]
-        keep = [i for i, k in enumerate(keys) if k is not None and (k[0] in wanted or k[1] in wanted)]
+        keep = [i for i, v in enumerate(cells) if v is not None and v >= 0 and _matches(feature.int2str(int(v)), int(v), wanted)]
     else:
         keep = [i for i, v in enumerate(cells) if v is not None and _filter_key(v) in wanted]
     if not keep:
