@@ -177,14 +177,21 @@ class DomainAdaptationModel(nn.Module):
         conditional_alignment: bool = False,
         entropy_conditioning: bool = True,
         randomized_dim: int = 1024,
+        seed: int | None = None,
     ) -> "DomainAdaptationModel":
         """Wrap ``backbone`` with LoRA and a fresh domain discriminator.
 
         ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
         a comma-separated string or a list of module names. ``conditional_alignment`` builds a CDAN
         discriminator (on features ⊗ predictions, with ``entropy_conditioning`` and a
-        ``randomized_dim`` map for large heads) instead of DANN's.
+        ``randomized_dim`` map for large heads) instead of DANN's. ``seed`` (e.g. ``args.seed``) seeds every
+        random number generator before LoRA's A matrices and the discriminator are drawn, so two runs with the
+        same seed start from the same weights (the Trainer seeds only later, when it is built).
         """
+        if seed is not None:
+            from transformers import set_seed
+
+            set_seed(seed)
         classifier_name = find_classifier(backbone)
         feature_dim = _first_linear(backbone.get_submodule(classifier_name)).in_features
         # Everything from_pretrained initialises fresh (wav2vec2's projector, DistilBERT's pre_classifier)

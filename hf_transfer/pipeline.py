@@ -180,11 +180,14 @@ def run_training(
     With ``pretraining_args.epochs > 0`` the backbone is first fully fine-tuned on the source
     (:func:`~hf_transfer.pretraining.pretrain_on_source`), saved under ``output_dir`` and adapted from there.
     """
+    from transformers import set_seed
+
     from .backbones import load_backbone
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
 
     seed = training_args.seed
+    set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
     source = load_domain(source_args, seed=seed)
     target = load_domain(target_args, seed=seed)
     modality = infer_modality(source)
@@ -259,6 +262,7 @@ def run_training(
         conditional_alignment=training_args.method == "cdan",
         entropy_conditioning=training_args.cdan_entropy_conditioning,
         randomized_dim=training_args.cdan_randomized_dim,
+        seed=seed,
     )
     model.metadata["source_domain"] = _domain_description(source_args)
     model.metadata["target_domain"] = _domain_description(target_args)

@@ -11,8 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np
 import pytest
 import torch
+import yaml
+from PIL import Image
 
 LABELS = ["a", "b", "c"]
 
@@ -92,3 +95,44 @@ def train_args(tmp_path, **kwargs):
     )
     defaults.update(kwargs)
     return DomainAdaptationArguments(**defaults)
+
+
+def _image_tree(root, classes, n, colour_shift):
+    rng = np.random.default_rng(len(str(root)))
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 60, size=(16, 16, 3))
+            pixels[:, :, label] += 150
+            pixels = np.clip(pixels + colour_shift, 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+@pytest.fixture
+def tiny_setup(tmp_path):
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    classes = ["a", "b", "c"]
+    _image_tree(tmp_path / "source", classes, 4, 0)
+    _image_tree(tmp_path / "target", classes, 4, 60)
+    torch.manual_seed(0)
+    ViTForImageClassification(tiny_vit_config()).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    config = {
+        "model": {"model_name_or_path": str(tmp_path / "vit")},
+        "source": {"dataset": str(tmp_path / "source"), "description": "plain squares"},
+        "target": {"dataset": str(tmp_path / "target"), "eval_split": None, "description": "brighter squares"},
+        "training": {
+            "output_dir": str(tmp_path / "out"),
+            "max_steps": 2,
+            "per_device_train_batch_size": 4,
+            "lora_r": 4,
+            "discriminator_hidden_size": 8,
+            "report_to": "none",
+            "save_strategy": "no",
+            "disable_tqdm": True,
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return tmp_path, path
