@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +123,20 @@ def test_pool_features_shapes():
     assert pool_features(torch.ones(2, 5)).shape == (2, 5)
     assert pool_features(torch.ones(2, 5, 1, 1)).shape == (2, 5)
     assert pool_features(torch.arange(24.0).view(2, 3, 4))[0].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "saved_v0_1"
+
+
+@pytest.mark.parametrize("name", ["dann", "cdan", "mcc"])
+def test_folders_saved_by_version_0_1_load_with_the_same_logits(name):
+    from safetensors.torch import load_file
+
+    expected = load_file(str(FIXTURE / "expected_logits.safetensors"))
+    base = ViTForImageClassification.from_pretrained(FIXTURE / "base")
+    model = DomainAdaptationModel.from_pretrained(FIXTURE / name, base_model=base)
+    with torch.no_grad():
+        logits = model(pixel_values=expected["pixel_values"]).logits
+    torch.testing.assert_close(logits, expected[f"{name}_logits"], rtol=0, atol=1e-6)
+    plain = ViTForImageClassification.from_pretrained(FIXTURE / "base").eval()
+    assert not torch.allclose(logits, plain(pixel_values=expected["pixel_values"]).logits, atol=1e-3)  # adapted
