@@ -128,9 +128,20 @@ def _commit() -> str:
 
 
 def method_overrides(method: str, target, source=None) -> list[str]:
-    """CLI overrides that turn the recipe into ``method`` (``target``/``source``: the parsed domain sections)."""
-    if method != "target_oracle":
+    """CLI overrides that turn the recipe into ``method`` (``target``/``source``: the parsed domain sections).
+
+    Besides the named variants above, every method in hf_transfer's registry runs under its own name, alone
+    (``--training.method NAME``, with any MCC term of the recipe switched off).
+    """
+    if method in METHOD_OVERRIDES:
         return list(METHOD_OVERRIDES[method])
+    if method != "target_oracle":
+        from hf_transfer.alignment import available_methods
+
+        if method not in available_methods():
+            known = sorted({*METHOD_OVERRIDES, *available_methods(), "target_oracle", "dann_srcval"})
+            raise ValueError(f"Unknown benchmark method {method!r}; choose from {', '.join(known)}.")
+        return ["--training.method", method, "--training.mcc_loss_weight", "0"]
     oracle = ["--training.method", "source_only", "--source.dataset", target.dataset, "--source.split", target.split,
               "--model.allow_extra_target_labels", "true"]
     for name in ("eval_split", "input_column", "label_column", "config", "data_dir"):
@@ -236,7 +247,9 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
             f"{cell(entry.get('target_balanced_accuracy'))} | {cell(entry.get('source_accuracy'))} | "
             f"{entry['max_seconds'] / 60:.1f} min |"
         )
-    for method, baseline in COMPARISONS:
+    named = {m for m, _ in COMPARISONS}
+    registered = [(m, "source_only") for m in table if m not in named and m not in ("source_only", "target_oracle")]
+    for method, baseline in (*COMPARISONS, *registered):
         if method not in table or baseline not in table:
             continue
         gains = [

@@ -18,3 +18,119 @@ DISCRIMINATOR_WEIGHTS_NAME = "domain_discriminator.safetensors"
 RUN_INFO_NAME = "domain_adaptation.json"
 MODEL_CARD_NAME = "README.md"
 TRAINING_ARGS_NAME = "training_args.bin"
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_INFO_FORMAT = 2
+"""Version of ``domain_adaptation.json``: 1 (hf_transfer 0.1.0: ``grl``/``mcc`` blocks, no ``objective``), 2."""
+
+
+@dataclass
+class RunInfo:
+    """What ``domain_adaptation.json`` records: one typed record, read by the card, the Hub push and ``evaluate``.
+
+    The model fills the structure when it is built, the trainer the objective, training settings and
+    metrics, the training job the domain descriptions; :meth:`write` is the one place that writes it.
+    Keys this version does not know are kept in :attr:`extra` and written back unchanged.
+    """
+
+    base_model: str | None = None
+    """Hub id (or, for a local checkpoint, a relative name) of the backbone the adapter applies to."""
+    modality: str | None = None
+    task: str | None = None
+    model_type: str | None = None
+    id2label: dict[str, str] = field(default_factory=dict)
+    label2id: dict[str, int] = field(default_factory=dict)
+    classifier: str | None = None
+    """Name of the classification head inside the backbone."""
+    lora: dict[str, Any] = field(default_factory=dict)
+    discriminator: dict[str, Any] = field(default_factory=dict)
+    """The domain head's discriminator (``feature_dim``, ``hidden_size``, ``num_layers``, ``dropout``)."""
+    conditioning: dict[str, Any] | None = None
+    """CDAN's conditioning map; ``None`` for DANN's plain discriminator."""
+    method: str = "dann"
+    objective: dict[str, Any] | None = None
+    """``AlignmentObjective.to_dict()``: the method, and each term's weight and settings."""
+    grl: dict[str, Any] = field(default_factory=dict)
+    """The λ schedule: ``schedule``, ``gamma``, ``max_lambda``."""
+    training: dict[str, Any] = field(default_factory=dict)
+    source_domain: dict[str, Any] = field(default_factory=dict)
+    target_domain: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+    """Optional source-only comparison: ``{"method": "source_only", "metrics": {...}}``."""
+    license: str | None = None
+    hf_transfer_version: str | None = None
+    format: int = RUN_INFO_FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def domain_head_kind(self) -> str:
+        return "conditional" if self.conditioning else "domain"
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        values = {k: v for k, v in values.items() if v is not None}
+        values["format"] = RUN_INFO_FORMAT  # what is written is always this version's format
+        return json.loads(json.dumps({**self.extra, **values}))  # a deep, JSON-clean copy
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunInfo:
+        """Read either format; a 0.1.0 file gets its ``objective`` rebuilt from ``method``, ``grl`` and ``mcc``."""
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        legacy_mcc = values.pop("mcc", None)
+        if values.get("objective") is None:
+            values["objective"] = _objective_of_format_1(values, legacy_mcc)
+            values.setdefault("format", 1)
+        extra = {k: v for k, v in values.items() if k not in known}
+        return cls(**{k: v for k, v in values.items() if k in known}, extra=extra)
+
+    @classmethod
+    def read(cls, directory: str | os.PathLike) -> RunInfo:
+        path = Path(directory) / RUN_INFO_NAME
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{directory} has no {RUN_INFO_NAME}: it is not a folder saved by hf_transfer "
+                "(DomainAdaptationModel.save_pretrained or `hf-transfer train`)."
+            ) from None
+
+    def write(self, directory: str | os.PathLike) -> Path:
+        """Write ``domain_adaptation.json`` into ``directory`` atomically."""
+        from .utils.io import write_json_atomic
+
+        path = Path(directory) / RUN_INFO_NAME
+        write_json_atomic(path, self.to_dict())
+        return path
+
+
+def _objective_of_format_1(values: dict[str, Any], mcc: dict[str, Any] | None) -> dict[str, Any]:
+    """The objective a 0.1.0 run trained with, from its ``method``, ``grl``, ``conditioning`` and ``mcc`` blocks."""
+    method = values.get("method") or "dann"
+    grl = values.get("grl") or {}
+    mcc = mcc or {}
+    mcc_term = {"method": "mcc", "weight": float(mcc.get("weight") or 0.0),
+                "settings": {"temperature": float(mcc.get("temperature", 2.5))}}
+    class_weighting = bool(grl.get("class_weighting", False))
+    terms: list[dict[str, Any]] = []
+    if method == "dann":
+        terms.append({"method": "dann", "weight": float(grl.get("domain_loss_weight", 1.0)),
+                      "settings": {"class_weighting": class_weighting}})
+    elif method == "cdan":
+        conditioning = values.get("conditioning") or {}
+        terms.append({"method": "cdan", "weight": float(grl.get("domain_loss_weight", 1.0)),
+                      "settings": {"entropy_conditioning": bool(conditioning.get("entropy_conditioning", True)),
+                                   "randomized_dim": int(conditioning.get("randomized_dim", 1024)),
+                                   "class_weighting": class_weighting}})
+    elif method == "mcc":
+        terms.append(mcc_term)
+    if method in ("dann", "cdan") and mcc_term["weight"] > 0:
+        terms.append(mcc_term)
+    return {"method": method, "terms": terms}

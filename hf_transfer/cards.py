@@ -18,7 +18,6 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .training_args import ADVERSARIAL_METHODS
 
 DOMAINS = ("generic", "medical", "finance", "speech")
 LOCAL_DATA = "local data"
@@ -31,49 +30,6 @@ AUTO_CLASS_BY_TASK = {
     "text-classification": "AutoModelForSequenceClassification",
 }
 MODALITY_BY_TASK = {"image-classification": "image", "audio-classification": "audio", "text-classification": "text"}
-METHOD_TITLES = {
-    "dann": "domain-adversarial training (DANN) with a gradient reversal layer",
-    "cdan": "conditional domain-adversarial training (CDAN) with a gradient reversal layer",
-    "source_only": "source-only fine-tuning (no domain alignment)",
-    "mcc": "Minimum Class Confusion (MCC) on the unlabelled target",
-}
-METHOD_DESCRIPTIONS = {
-    "dann": (
-        "During training a small domain discriminator learns to tell source features from target features, while a "
-        "gradient reversal layer pushes the backbone (through its LoRA weights) towards features the discriminator "
-        "cannot separate. Only source labels are used; the target domain contributes unlabelled inputs."
-    ),
-    "cdan": (
-        "During training a small domain discriminator learns to tell source from target examples from their features "
-        "combined with the model's class predictions (Long et al., NeurIPS 2018), while a gradient reversal layer pushes "
-        "the backbone (through its LoRA weights) to make them indistinguishable. Conditioning on the predictions aligns "
-        "each class with itself rather than the two domains as a whole. Only source labels are used; the target domain "
-        "contributes unlabelled inputs."
-    ),
-    "source_only": (
-        "The adapter was fine-tuned on labelled source data only; the target domain was used for evaluation. This is "
-        "the reference point that domain adaptation methods are compared against."
-    ),
-    "mcc": (
-        "Alongside the classification loss on labelled source data, a Minimum Class Confusion loss (Jin et al., ECCV "
-        "2020) on the model's predictions for unlabelled target inputs penalises probability shared between classes, "
-        "so target predictions become confident and classes stay apart. No discriminator is involved; only source "
-        "labels are used."
-    ),
-}
-METHOD_SHORT = {"dann": "DANN", "cdan": "CDAN", "source_only": "Source-only", "mcc": "MCC"}
-_CDAN_ENTROPY_ADDITION = (
-    " Each example's domain loss is weighted by the certainty of its prediction (entropy conditioning, CDAN+E), so "
-    "uncertain predictions steer the alignment less."
-)
-_MCC_ADDITION = (
-    " A Minimum Class Confusion loss (Jin et al., ECCV 2020) on the target predictions is added, penalising "
-    "probability shared between classes."
-)
-_IWDAN_ADDITION = (
-    " Source examples are weighted in the domain loss by the ratio of the target's estimated class proportions to the "
-    "source's (IWDAN, Combes et al., NeurIPS 2020), so a different class mix is not forced into alignment."
-)
 
 
 def _conditioning_summary(info: Mapping) -> str:
@@ -87,28 +43,33 @@ def _conditioning_summary(info: Mapping) -> str:
     return f"{kind}; entropy conditioning {entropy}"
 
 
-def _mcc_weight(info: Mapping) -> float:
-    """The MCC weight recorded in ``domain_adaptation.json`` (0 when absent or not a number)."""
-    weight = _as_dict(info.get("mcc")).get("weight")
-    return float(weight) if isinstance(weight, (int, float)) and not isinstance(weight, bool) else 0.0
-
-
 def method_view(info: Mapping) -> dict[str, Any]:
-    """Title, short name, description, tags and the target's role for the card, from ``domain_adaptation.json``."""
-    method = info.get("method") if info.get("method") in METHOD_TITLES else "dann"
-    title, short, description = METHOD_TITLES[method], METHOD_SHORT[method], METHOD_DESCRIPTIONS[method]
-    tags = {"dann": ["dann"], "cdan": ["cdan"], "mcc": ["mcc"], "source_only": ["source-only"]}[method]
-    if method == "cdan" and _as_dict(info.get("conditioning")).get("entropy_conditioning", True):
-        title, short, description = title.replace("(CDAN)", "(CDAN+E)"), "CDAN+E", description + _CDAN_ENTROPY_ADDITION
-    if method in ADVERSARIAL_METHODS and _as_dict(info.get("grl")).get("class_weighting"):
-        weighted = "IW" + {"dann": "DAN", "cdan": "CDAN"}[method]
-        title, short, description = title + f", class-weighted ({weighted})", weighted, description + _IWDAN_ADDITION
-        tags.append(weighted.lower())
-    if method in ADVERSARIAL_METHODS and _mcc_weight(info) > 0:
-        title, short, description = title + ", plus Minimum Class Confusion (MCC)", short + " + MCC", description + _MCC_ADDITION
-        tags.append("mcc")
-    role = "evaluation only" if method == "source_only" else "unlabelled during training"
-    return {"method": method, "title": title, "short": short, "description": description, "tags": tags, "role": role}
+    """Title, short name, description, tags and the target's role for the card, from the run's objective.
+
+    The text of each method comes from the method registry (:mod:`hf_transfer.alignment.registry`);
+    torch is imported only here, when a card is rendered.
+    """
+    from .alignment.objective import AlignmentObjective
+    from .alignment.registry import get_method
+    from .artifacts import RunInfo
+
+    objective = AlignmentObjective.from_dict(RunInfo.from_dict(dict(info)).objective)
+    card = objective.card()
+    terms = [
+        f"{term.weight:g} × {term.method}"
+        + (f" ({', '.join(f'{k}={v}' for k, v in vars(term.settings).items())})" if vars(term.settings) else "")
+        for term in objective.terms
+    ]
+    return {
+        "method": objective.method,
+        "title": card.title,
+        "short": card.short,
+        "description": card.description,
+        "tags": list(card.tags),
+        "role": "unlabelled during training" if card.uses_target else "evaluation only",
+        "adversarial": any(get_method(t.method).needs_discriminator for t in objective.terms),
+        "objective_summary": " + ".join(["classification loss", *terms]),
+    }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 _EMBEDDED_PATH = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?[\\/][^\s'\"`,;)]+")
@@ -199,10 +160,12 @@ def native_adapter_loading(model_type: str | None, task: str) -> bool:
 
 def load_run_info(output_dir: str | os.PathLike) -> dict:
     """Read ``domain_adaptation.json`` (optional) and fill gaps from ``adapter_config.json``."""
+    from .artifacts import RunInfo
+
     directory = Path(output_dir)
     info: dict = {}
     if (directory / "domain_adaptation.json").is_file():
-        info = json.loads((directory / "domain_adaptation.json").read_text())
+        info = RunInfo.read(directory).to_dict()
     if (directory / "adapter_config.json").is_file():
         adapter = json.loads((directory / "adapter_config.json").read_text())
         info.setdefault("base_model", adapter.get("base_model_name_or_path"))
@@ -210,9 +173,8 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
         for config_path in (directory / "config.json", base_config):
             if "model_type" not in info and config_path.is_file():
                 info["model_type"] = json.loads(config_path.read_text()).get("model_type")
-        info.setdefault(
-            "lora", {k: adapter.get(k) for k in ("r", "lora_alpha", "lora_dropout", "target_modules") if k in adapter}
-        )
+        if not info.get("lora"):
+            info["lora"] = {k: adapter.get(k) for k in ("r", "lora_alpha", "lora_dropout", "target_modules") if k in adapter}
     info["has_discriminator"] = (directory / "domain_discriminator.safetensors").is_file()
     return info
 
@@ -333,6 +295,7 @@ def build_model_card(
     base_model: str | None = None,
     license: str | None = None,
     template_path: str | os.PathLike | None = None,
+    extra_tags: list[str] | None = None,
 ) -> ModelCard:
     """Render the hf_transfer model card for an adapted model directory (or its run-info dict).
 
@@ -354,6 +317,7 @@ def build_model_card(
     tags = ["domain-adaptation", *view["tags"], "lora", "hf-transfer", modality, "peft"]
     if domain != "generic":
         tags.append(domain)
+    tags = list(dict.fromkeys([*tags, *(extra_tags or [])]))
     card_license = license or info.get("license") or "unknown"
 
     card_data = ModelCardData(
@@ -397,11 +361,10 @@ def build_model_card(
         discriminator_summary=_summary(
             _as_dict(info.get("discriminator")), ["feature_dim", "hidden_size", "num_layers", "dropout"]
         ),
-        conditioning_summary=_conditioning_summary(info) if method == "cdan" else "",
-        grl_summary=_summary(
-            _as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda", "domain_loss_weight", "class_weighting"]
-        ),
-        mcc_summary=_summary(_as_dict(info.get("mcc")), ["weight", "temperature"]) if _mcc_weight(info) > 0 else "",
+        conditioning_summary=_conditioning_summary(info) if info.get("conditioning") else "",
+        adversarial=view["adversarial"],
+        objective_summary=view["objective_summary"],
+        grl_summary=_summary(_as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda"]),
         training_summary=_summary(
             _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
         ),

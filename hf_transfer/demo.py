@@ -175,28 +175,25 @@ def pretrain_demo_backbone(domains: DigitDomains, settings: DemoSettings, output
 
 
 def adapt(
-    method: str, domains: DigitDomains, backbone_dir: Path, settings: DemoSettings, output_dir: Path, seed: int
+    method: str,
+    domains: DigitDomains,
+    backbone_dir: Path,
+    settings: DemoSettings,
+    output_dir: Path,
+    seed: int,
+    baseline: dict[str, float] | None = None,
 ) -> tuple[dict[str, float], Any]:
-    """Stage 2: LoRA ``source_only`` or ``dann`` from the source-pretrained backbone, same budget and seed."""
+    """Stage 2: LoRA ``source_only`` or ``dann`` from the source-pretrained backbone, same budget and seed.
+
+    ``baseline`` (the source-only run's metrics) is recorded in the saved run info, so the card compares with it.
+    """
     from transformers import ViTForImageClassification, set_seed
 
+    from .alignment.objective import AlignmentObjective
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
     from .training_args import DomainAdaptationArguments
 
-    set_seed(seed)
-    model = DomainAdaptationModel.from_backbone(
-        ViTForImageClassification.from_pretrained(backbone_dir),
-        lora_r=settings.lora_r,
-        lora_alpha=2 * settings.lora_r,
-        lora_target_modules=settings.lora_target_modules,
-        discriminator_hidden_size=settings.discriminator_hidden_size,
-    )
-    model.metadata["source_domain"] = {"dataset": None, "description": "scikit-learn handwritten digits, white on black"}
-    model.metadata["target_domain"] = {
-        "dataset": None,
-        "description": "the other half of those digits, re-printed in a random ink colour on a random paper colour",
-    }
     args = DomainAdaptationArguments(
         output_dir=str(output_dir / method),
         method=method,
@@ -211,6 +208,23 @@ def adapt(
         report_to="none",
         seed=seed,
     )
+    set_seed(seed)  # before the backbone is loaded and LoRA and the discriminator are drawn
+    model = DomainAdaptationModel.from_backbone(
+        ViTForImageClassification.from_pretrained(backbone_dir),
+        objective=AlignmentObjective.from_arguments(args),
+        lora_r=settings.lora_r,
+        lora_alpha=2 * settings.lora_r,
+        lora_target_modules=settings.lora_target_modules,
+        discriminator_hidden_size=settings.discriminator_hidden_size,
+    )
+    model.run_info.source_domain = {"dataset": None, "description": "scikit-learn handwritten digits, white on black"}
+    model.run_info.target_domain = {
+        "dataset": None,
+        "description": "the other half of those digits, re-printed in a random ink colour on a random paper colour",
+    }
+    model.run_info.license = "bsd-3-clause"  # scikit-learn's digits (UCI optdigits copy shipped by scikit-learn)
+    if baseline is not None:
+        model.run_info.baseline = {"method": "source_only", "metrics": {f"eval_{k}": v for k, v in baseline.items()}}
     unlabelled_target = [{"pixel_values": e["pixel_values"], "labels": -100} for e in domains.target_train]
     trainer = DomainAdaptationTrainer(
         model=model,
@@ -245,32 +259,24 @@ def run_demo(output_dir: str | os.PathLike = "outputs/demo", seed: int = 0, sett
     results: dict[str, Any] = {"seed": seed, "pretrain_source_accuracy": pretrain_accuracy}
     for step, method in ((2, "source_only"), (3, "dann")):
         print(f"[{step}/3] LoRA {method} ({settings.adapt_steps} steps)...")
-        metrics, _ = adapt(method, domains, backbone_dir, settings, output_dir, seed)
+        metrics, _ = adapt(method, domains, backbone_dir, settings, output_dir, seed, baseline=results.get("source_only"))
         results[method] = {k: metrics[f"eval_{k}"] for k in ("source_accuracy", "source_f1", "target_accuracy", "target_f1")}
     results["target_gain"] = results["dann"]["target_accuracy"] - results["source_only"]["target_accuracy"]
-    write_demo_card(output_dir / "dann", results)
+    write_demo_card(output_dir / "dann")
     results["seconds"] = round(time.time() - start, 1)
     (output_dir / "demo_results.json").write_text(json.dumps(results, indent=2))
     print(format_results(results, output_dir))
     return results
 
 
-def write_demo_card(adapter_dir: Path, results: dict[str, Any]) -> Path:
-    """Record the source-only baseline next to the adapter and render its model card (README.md)."""
+def write_demo_card(adapter_dir: Path) -> Path:
+    """Render the adapter's model card (README.md) for the demo's example repo id."""
+    from .artifacts import MODEL_CARD_NAME
     from .cards import build_model_card
-    from .utils.io import write_json_atomic, write_text_atomic
+    from .utils.io import write_text_atomic
 
-    info_path = adapter_dir / "domain_adaptation.json"
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    baseline = results["source_only"]
-    info["baseline"] = {
-        "method": "source_only",
-        "metrics": {f"eval_{k}": v for k, v in baseline.items()},
-    }
-    info["license"] = "bsd-3-clause"  # scikit-learn's digits (UCI optdigits copy shipped by scikit-learn)
-    write_json_atomic(info_path, info)
     card = build_model_card(adapter_dir, repo_id="your-username/hf-transfer-digits-demo", domain="generic")
-    card_path = adapter_dir / "README.md"
+    card_path = adapter_dir / MODEL_CARD_NAME
     write_text_atomic(card_path, str(card))
     return card_path
 

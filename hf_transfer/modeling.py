@@ -8,15 +8,17 @@
   domain discriminator sees the same representation the task head does, for every
   backbone, without knowing its internals;
 * one forward over the concatenated source + target batch returns the classification
-  loss on labelled examples (``-100`` = unlabelled) and the domain loss on all of them.
+  loss on labelled examples (``-100`` = unlabelled) plus the alignment objective
+  (:class:`~hf_transfer.alignment.objective.AlignmentObjective`), which the caller passes in
+  with the gradient-reversal coefficient: ``model(**batch, objective=objective, grl_lambda=λ)``.
 
-The discriminator runs on every training batch and its loss is always in the graph
-(weighted by zero for ``source_only``), so DDP never sees unused parameters.
+The model owns the *domain head* (the discriminator of the registered method, or DANN's as a
+zero-weight probe) because its weights are trained and saved with the adapter; every other
+setting of the objective is a value of the call.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -31,21 +33,15 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .alignment import (
-    ConditionalDomainAdversarialLoss,
-    DomainAdversarialLoss,
-    DomainDiscriminator,
-    MinimumClassConfusionLoss,
-    class_importance_weights,
-)
+from . import __version__
+from .alignment.objective import AlignmentObjective
+from .alignment.registry import AlignmentBatch, domain_head_spec
+from .artifacts import ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME, RunInfo
 from .backbones import TASK_BY_MODALITY, classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
-from .utils.io import atomic_directory_update, write_json_atomic
+from .utils.io import atomic_directory_update
 
 logger = logging.getLogger(__name__)
-
-DISCRIMINATOR_WEIGHTS_NAME = "domain_discriminator.safetensors"
-DOMAIN_ADAPTATION_CONFIG_NAME = "domain_adaptation.json"
 _CLASSIFIER_ATTRIBUTES = ("classifier", "score", "fc", "head", "cls_head")
 _MODALITY_BY_INPUT = {"pixel_values": "image", "input_values": "audio", "input_features": "audio", "input_ids": "text"}
 
@@ -114,46 +110,52 @@ def _first_linear(module: nn.Module) -> nn.Linear:
 
 @dataclass
 class DomainAdaptationOutput(ModelOutput):
-    """Output of :class:`DomainAdaptationModel`; domain fields are set when ``domain_labels`` are given."""
+    """Output of :class:`DomainAdaptationModel`; alignment fields are set when ``domain_labels`` are given."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     classification_loss: torch.Tensor | None = None
+    alignment_loss: torch.Tensor | None = None
+    """Σ w_k · L_k of the objective (weighted)."""
     domain_loss: torch.Tensor | None = None
+    """The domain head's loss (unweighted; the probe's for methods without a discriminator)."""
     domain_accuracy: torch.Tensor | None = None
-    mcc_loss: torch.Tensor | None = None
+    alignment_logs: dict[str, torch.Tensor] | None = None
+    """Every term's detached values by name (``domain_loss``, ``domain_accuracy``, ``mcc_loss``, ...)."""
 
 
 class DomainAdaptationModel(nn.Module):
-    """Backbone + LoRA (peft) + domain discriminator behind a gradient reversal layer.
+    """Backbone + LoRA (peft) + the domain head of an alignment method.
 
     Build one with :meth:`from_backbone`; reload a saved one with :meth:`from_pretrained`.
-    ``domain_loss_weight`` is the trade-off weight of the domain loss (0 = source-only) and
-    ``self.domain_loss.grl.coeff`` is λ; the trainer sets both. ``discriminator`` is a
-    :class:`DomainDiscriminator` (DANN) or a ready domain loss such as
-    :class:`~hf_transfer.alignment.ConditionalDomainAdversarialLoss` (CDAN).
+    ``domain_loss`` is the domain head (a :class:`~hf_transfer.alignment.DomainAdversarialLoss` or
+    :class:`~hf_transfer.alignment.ConditionalDomainAdversarialLoss`); ``run_info`` is what
+    :meth:`save_pretrained` writes to ``domain_adaptation.json``; ``objective`` is the objective the
+    model was built for, used when a call passes none.
     """
 
     def __init__(
         self,
         peft_model: PeftModel,
-        discriminator: DomainDiscriminator | DomainAdversarialLoss,
+        domain_head: nn.Module,
         classifier_name: str,
         *,
-        metadata: dict[str, Any] | None = None,
-        domain_loss_weight: float = 1.0,
+        run_info: RunInfo,
+        objective: AlignmentObjective | None = None,
     ) -> None:
         super().__init__()
         self.model = peft_model
-        self.domain_loss = (
-            discriminator if isinstance(discriminator, DomainAdversarialLoss) else DomainAdversarialLoss(discriminator)
-        )
+        self.domain_loss = domain_head
         self.classifier_name = classifier_name
-        self.domain_loss_weight = float(domain_loss_weight)
-        self.class_weighted_alignment = False  # IWDAN: re-weight source classes to the target's estimated mix
-        self.mcc_loss_weight = 0.0  # > 0 adds Minimum Class Confusion on the target rows
-        self.mcc_loss = MinimumClassConfusionLoss()
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.run_info = run_info
+        self.objective = objective or (
+            AlignmentObjective.from_dict(run_info.objective) if run_info.objective else AlignmentObjective.for_method("dann")
+        )
+        if self.objective.domain_head_kind not in (None, self.domain_head_kind):
+            raise ValueError(
+                f"The objective {self.objective} needs a {self.objective.domain_head_kind!r} domain head but the model has "
+                f"a {self.domain_head_kind!r} one."
+            )
         self._features: list[torch.Tensor] = []
         classifier = self.backbone.get_submodule(classifier_name)
         classifier.register_forward_pre_hook(self._capture_features)
@@ -165,6 +167,7 @@ class DomainAdaptationModel(nn.Module):
         cls,
         backbone: PreTrainedModel,
         *,
+        objective: AlignmentObjective | str = "dann",
         lora_r: int = 8,
         lora_alpha: int = 16,
         lora_dropout: float = 0.0,
@@ -173,18 +176,15 @@ class DomainAdaptationModel(nn.Module):
         discriminator_num_layers: int = 2,
         discriminator_dropout: float = 0.1,
         base_model_name_or_path: str | None = None,
-        domain_loss_weight: float = 1.0,
-        conditional_alignment: bool = False,
-        entropy_conditioning: bool = True,
-        randomized_dim: int = 1024,
         seed: int | None = None,
-    ) -> "DomainAdaptationModel":
-        """Wrap ``backbone`` with LoRA and a fresh domain discriminator.
+    ) -> DomainAdaptationModel:
+        """Wrap ``backbone`` with LoRA and a fresh domain head for ``objective``.
 
-        ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
-        a comma-separated string or a list of module names. ``conditional_alignment`` builds a CDAN
-        discriminator (on features ⊗ predictions, with ``entropy_conditioning`` and a
-        ``randomized_dim`` map for large heads) instead of DANN's. ``seed`` (e.g. ``args.seed``) seeds every
+        ``objective`` is an :class:`~hf_transfer.alignment.AlignmentObjective` (e.g.
+        ``AlignmentObjective.from_arguments(args)``) or a registered method name with default settings
+        (``"dann"``, ``"cdan"``, ...): it decides which domain head is built (CDAN's conditional one, or
+        DANN's). ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
+        a comma-separated string or a list of module names. ``seed`` (e.g. ``args.seed``) seeds every
         random number generator before LoRA's A matrices and the discriminator are drawn, so two runs with the
         same seed start from the same weights (the Trainer seeds only later, when it is built).
         """
@@ -192,6 +192,8 @@ class DomainAdaptationModel(nn.Module):
             from transformers import set_seed
 
             set_seed(seed)
+        if isinstance(objective, str):
+            objective = AlignmentObjective.for_method(objective)
         classifier_name = find_classifier(backbone)
         feature_dim = _first_linear(backbone.get_submodule(classifier_name)).in_features
         # Everything from_pretrained initialises fresh (wav2vec2's projector, DistilBERT's pre_classifier)
@@ -210,39 +212,32 @@ class DomainAdaptationModel(nn.Module):
         peft_model = get_peft_model(backbone, lora_config)
         if base_name:
             peft_model.peft_config["default"].base_model_name_or_path = base_name
-        if conditional_alignment:
-            domain_loss = ConditionalDomainAdversarialLoss.build(
-                feature_dim,
-                backbone.config.num_labels,
-                hidden_size=discriminator_hidden_size,
-                num_layers=discriminator_num_layers,
-                dropout=discriminator_dropout,
-                entropy_conditioning=entropy_conditioning,
-                randomized_dim=randomized_dim,
-            )
-        else:
-            domain_loss = DomainAdversarialLoss(
-                DomainDiscriminator(
-                    feature_dim,
-                    hidden_size=discriminator_hidden_size,
-                    num_layers=discriminator_num_layers,
-                    dropout=discriminator_dropout,
-                )
-            )
+        head_term = objective.domain_head_term
+        spec = domain_head_spec(objective.domain_head_kind or "domain")
+        domain_head = spec.build(
+            feature_dim,
+            backbone.config.num_labels,
+            hidden_size=discriminator_hidden_size,
+            num_layers=discriminator_num_layers,
+            dropout=discriminator_dropout,
+            settings=head_term.settings if head_term is not None else None,
+        )
         modality = infer_modality(backbone)
-        metadata = {
-            "base_model": base_name,
-            "modality": modality,
-            "task": TASK_BY_MODALITY[modality],
-            "id2label": {str(k): v for k, v in backbone.config.id2label.items()},
-            "label2id": {k: int(v) for k, v in backbone.config.label2id.items()},
-            "classifier": classifier_name,
-            "lora": {"r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "target_modules": targets},
-            "discriminator": domain_loss.discriminator.config_dict(),
-        }
-        if conditional_alignment:
-            metadata["conditioning"] = domain_loss.settings
-        model = cls(peft_model, domain_loss, classifier_name, metadata=metadata, domain_loss_weight=domain_loss_weight)
+        run_info = RunInfo(
+            base_model=base_name,
+            modality=modality,
+            task=TASK_BY_MODALITY[modality],
+            model_type=getattr(backbone.config, "model_type", None),
+            id2label={str(k): v for k, v in backbone.config.id2label.items()},
+            label2id={k: int(v) for k, v in backbone.config.label2id.items()},
+            classifier=classifier_name,
+            lora={"r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "target_modules": targets},
+            method=objective.method,
+            objective=objective.to_dict(),
+            hf_transfer_version=__version__,
+            **domain_head.to_dict(),
+        )
+        model = cls(peft_model, domain_head, classifier_name, run_info=run_info, objective=objective)
         logger.info("hf_transfer: %s", model.trainable_parameters_summary())
         return model
 
@@ -255,34 +250,31 @@ class DomainAdaptationModel(nn.Module):
         is_trainable: bool = False,
         trust_remote_code: bool = False,
         **hub_kwargs: Any,
-    ) -> "DomainAdaptationModel":
-        """Reload a model written by :meth:`save_pretrained` (a local folder).
+    ) -> DomainAdaptationModel:
+        """Reload a model written by :meth:`save_pretrained` (a local folder; :mod:`hf_transfer.hub` downloads one).
 
         The base backbone is loaded from ``base_model`` (a model instance) or from the id/path
         recorded in ``domain_adaptation.json`` — safetensors only, remote code off unless asked.
+        Folders written by hf_transfer 0.1.0 load too (their objective is rebuilt from the old fields).
         """
         path = Path(path)
-        meta = json.loads((path / DOMAIN_ADAPTATION_CONFIG_NAME).read_text(encoding="utf-8"))
+        run_info = RunInfo.read(path)
         if base_model is None:
-            base_model = _load_base_model(meta, trust_remote_code=trust_remote_code, **hub_kwargs)
+            base_model = _load_base_model(run_info, trust_remote_code=trust_remote_code, **hub_kwargs)
         peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
-        disc_cfg = meta["discriminator"]
-        if meta.get("conditioning"):
-            domain_loss = ConditionalDomainAdversarialLoss.from_settings(meta["conditioning"], disc_cfg)
-        else:
-            domain_loss = DomainAdversarialLoss(
-                DomainDiscriminator(disc_cfg["feature_dim"], disc_cfg["hidden_size"], disc_cfg["num_layers"], disc_cfg["dropout"])
-            )
+        domain_head = domain_head_spec(run_info.domain_head_kind).load(
+            {"discriminator": run_info.discriminator, "conditioning": run_info.conditioning}
+        )
         weights = path / DISCRIMINATOR_WEIGHTS_NAME
         if weights.exists():
-            domain_loss.discriminator.load_state_dict(load_file(str(weights)))
+            domain_head.discriminator.load_state_dict(load_file(str(weights)))
         else:
             logger.warning("No %s in %s: the domain discriminator starts fresh.", DISCRIMINATOR_WEIGHTS_NAME, path)
-        domain_loss.discriminator.requires_grad_(is_trainable)
-        model = cls(peft_model, domain_loss, meta["classifier"], metadata=meta)
+        domain_head.discriminator.requires_grad_(is_trainable)
+        model = cls(peft_model, domain_head, run_info.classifier or find_classifier(base_model), run_info=run_info)
         return model.train(is_trainable) if is_trainable else model.eval()
 
-    def train(self, mode: bool = True) -> "DomainAdaptationModel":
+    def train(self, mode: bool = True) -> DomainAdaptationModel:
         """Train mode, except frozen BatchNorm layers: their running statistics are base weights too.
 
         They are not part of the saved adapter, so letting them drift would make a reloaded model
@@ -313,9 +305,9 @@ class DomainAdaptationModel(nn.Module):
         return self.backbone.main_input_name
 
     @property
-    def is_conditional(self) -> bool:
-        """True when the discriminator is conditioned on the predictions (CDAN)."""
-        return isinstance(self.domain_loss, ConditionalDomainAdversarialLoss)
+    def domain_head_kind(self) -> str:
+        """``domain`` (DANN's discriminator) or ``conditional`` (CDAN's)."""
+        return self.domain_loss.kind
 
     def _capture_features(self, module: nn.Module, args: tuple) -> None:
         if args:
@@ -325,13 +317,17 @@ class DomainAdaptationModel(nn.Module):
         self,
         labels: torch.Tensor | None = None,
         domain_labels: torch.Tensor | None = None,
+        *,
+        objective: AlignmentObjective | None = None,
+        grl_lambda: float = 1.0,
         **inputs: Any,
     ) -> DomainAdaptationOutput:
         """One forward pass over a (possibly concatenated source + target) batch.
 
         ``labels`` use ``-100`` for unlabelled examples; ``domain_labels`` are 0 (source) / 1 (target).
-        ``loss = classification_loss + domain_loss_weight · domain_loss`` (λ acts in the GRL)
-        ``+ mcc_loss_weight · mcc_loss`` (target rows) when MCC is on.
+        ``loss = classification_loss + objective(features, logits, ...; grl_lambda)`` when ``domain_labels``
+        are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
+        reversed gradient.
         """
         self._features.clear()
         logits = self.model(**inputs).logits
@@ -350,32 +346,15 @@ class DomainAdaptationModel(nn.Module):
         if domain_labels is not None:
             if features is None:
                 raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
-            weights = self._alignment_weights(logits, labels, domain_labels) if self.class_weighted_alignment else None
-            domain = self.domain_loss(features.float(), domain_labels, weights, logits=logits)
-            output.domain_loss, output.domain_accuracy = domain.loss, domain.accuracy
-            weighted = self.domain_loss_weight * domain.loss
-            loss = weighted if loss is None else loss + weighted
-            if self.mcc_loss_weight > 0:
-                output.mcc_loss = self.mcc_loss(logits[domain_labels == 1])
-                loss = loss + self.mcc_loss_weight * output.mcc_loss
+            batch = AlignmentBatch(features=features.float(), logits=logits, labels=labels, domain_labels=domain_labels)
+            alignment = (objective or self.objective)(batch, domain_head=self.domain_loss, grl_lambda=grl_lambda)
+            output.alignment_loss = alignment.loss
+            output.alignment_logs = alignment.logs
+            output.domain_loss = alignment.logs.get("domain_loss")
+            output.domain_accuracy = alignment.logs.get("domain_accuracy")
+            loss = alignment.loss if loss is None else loss + alignment.loss
         output.loss = loss
         return output
-
-    @torch.no_grad()
-    def _alignment_weights(
-        self, logits: torch.Tensor, labels: torch.Tensor | None, domain_labels: torch.Tensor
-    ) -> torch.Tensor | None:
-        """Per-example domain-loss weights: ``w_y`` for labelled source examples, 1 for the rest."""
-        is_target = domain_labels == 1
-        if labels is None or not is_target.any():
-            return None
-        labelled_source = (domain_labels == 0) & (labels != -100)
-        if not labelled_source.any():
-            return None
-        class_weights = class_importance_weights(labels[labelled_source], logits[is_target].float().softmax(-1))
-        weights = torch.ones(len(domain_labels), device=logits.device)
-        weights[labelled_source] = class_weights[labels[labelled_source]].float()
-        return weights
 
     @torch.no_grad()
     def extract_features(self, **inputs: Any) -> torch.Tensor:
@@ -417,12 +396,12 @@ class DomainAdaptationModel(nn.Module):
         with atomic_directory_update(save_directory) as scratch:
             self.model.save_pretrained(str(scratch), state_dict=peft_state)
             save_file(disc_state, str(scratch / DISCRIMINATOR_WEIGHTS_NAME), metadata={"format": "pt"})
-            write_json_atomic(scratch / DOMAIN_ADAPTATION_CONFIG_NAME, self.metadata)
+            self.run_info.write(scratch)
 
     def load_adapter_weights(self, directory: str | os.PathLike) -> None:
         """Load adapter + classifier + discriminator weights from a saved folder into this model."""
         directory = Path(directory)
-        adapter = load_file(str(directory / "adapter_model.safetensors"))
+        adapter = load_file(str(directory / ADAPTER_WEIGHTS_NAME))
         result = set_peft_model_state_dict(self.model, adapter)
         unexpected = getattr(result, "unexpected_keys", [])
         if unexpected:
@@ -430,17 +409,17 @@ class DomainAdaptationModel(nn.Module):
         self.domain_loss.discriminator.load_state_dict(load_file(str(directory / DISCRIMINATOR_WEIGHTS_NAME)))
 
 
-def _load_base_model(meta: dict[str, Any], *, trust_remote_code: bool = False, **hub_kwargs: Any) -> PreTrainedModel:
+def _load_base_model(run_info: RunInfo, *, trust_remote_code: bool = False, **hub_kwargs: Any) -> PreTrainedModel:
     """The base checkpoint named in ``domain_adaptation.json``, with the adapted label set."""
-    if not meta.get("base_model"):
+    if not run_info.base_model:
         raise ValueError(
             "This adapter does not record its base model; pass base_model= (the backbone it was trained on)."
         )
-    id2label = {int(k): v for k, v in meta["id2label"].items()}
+    id2label = {int(k): v for k, v in run_info.id2label.items()}
     backbone = load_backbone(
-        meta["base_model"],
+        run_info.base_model,
         label_names=[id2label[i] for i in sorted(id2label)],
-        modality=meta.get("modality"),
+        modality=run_info.modality,
         trust_remote_code=trust_remote_code,
         load_processor=False,
         **hub_kwargs,

@@ -182,6 +182,7 @@ def run_training(
     """
     from transformers import set_seed
 
+    from .alignment.objective import AlignmentObjective
     from .backbones import load_backbone
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
@@ -259,13 +260,11 @@ def run_training(
         discriminator_num_layers=training_args.discriminator_num_layers,
         discriminator_dropout=training_args.discriminator_dropout,
         base_model_name_or_path=base_model_name_or_path,
-        conditional_alignment=training_args.method == "cdan",
-        entropy_conditioning=training_args.cdan_entropy_conditioning,
-        randomized_dim=training_args.cdan_randomized_dim,
+        objective=AlignmentObjective.from_arguments(training_args),
         seed=seed,
     )
-    model.metadata["source_domain"] = _domain_description(source_args)
-    model.metadata["target_domain"] = _domain_description(target_args)
+    model.run_info.source_domain = _domain_description(source_args)
+    model.run_info.target_domain = _domain_description(target_args)
     trainer = DomainAdaptationTrainer(
         model=model,
         args=training_args,

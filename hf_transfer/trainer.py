@@ -10,7 +10,9 @@ Every training batch holds labelled source and unlabelled target examples (in
     \\qquad \\text{backbone gradient of } \\mathcal{L}_{dom} \\text{ scaled by } -λ(p)
 
 with λ(p) from :func:`~hf_transfer.alignment.schedules.grl_lambda` and ``p = global_step / max_steps``.
-``source_only`` runs the same code with ``w = 0``. Everything else is the Trainer's own:
+The objective is built once from the arguments (:meth:`AlignmentObjective.from_arguments`) and passed
+to the model with λ at every step: ``model(**batch, objective=self.objective, grl_lambda=λ)``.
+``source_only`` runs the same code with no alignment term. Everything else is the Trainer's own:
 progress bar, logging and ``report_to``, Accelerate (DDP/FSDP/DeepSpeed), checkpoints.
 """
 
@@ -19,20 +21,22 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
 
+from .alignment.objective import AlignmentObjective
+from .alignment.registry import get_method
 from .alignment.schedules import grl_lambda
+from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARGS_NAME
 from .data.collator import DomainBatchCollator
 from .data.labels import label_names
 from .data.pairing import SourceTargetDataset, has_labels
 from .metrics import ClassificationMetrics
-from .modeling import DISCRIMINATOR_WEIGHTS_NAME, DomainAdaptationModel
-from .training_args import ADVERSARIAL_METHODS, DomainAdaptationArguments
+from .modeling import DomainAdaptationModel
+from .training_args import DomainAdaptationArguments
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +59,13 @@ def collapse_bound(num_labels: int, source_loss: float = COLLAPSE_SOURCE_LOSS) -
     return (math.log(num_labels) - source_loss) / math.log(2)
 
 
-def _warn_if_collapse_pays(num_labels: int, args: DomainAdaptationArguments) -> None:
-    strength = args.effective_domain_loss_weight * args.grl_max_lambda
+def adversarial_weight(objective: AlignmentObjective) -> float:
+    """The summed weight of the objective's terms that train a discriminator behind the gradient reversal."""
+    return sum(term.weight for term in objective.terms if get_method(term.method).needs_discriminator)
+
+
+def _warn_if_collapse_pays(num_labels: int, objective: AlignmentObjective, args: DomainAdaptationArguments) -> None:
+    strength = adversarial_weight(objective) * args.grl_max_lambda
     bound = collapse_bound(num_labels)
     if strength > 0 and strength >= bound:
         logger.warning(
@@ -93,7 +102,6 @@ class DomainAdaptationTrainer(Trainer):
         Other keyword arguments go to ``transformers.Trainer``.
     """
 
-    _tag_names = ["hf-transfer", "domain-adaptation"]
     # compute_loss returns per-batch means: the Trainer divides them by the accumulation steps.
     loss_is_scaled_for_ga = False
 
@@ -123,17 +131,14 @@ class DomainAdaptationTrainer(Trainer):
         for name, dataset in (eval_datasets or {}).items():
             if dataset is not None and len(dataset) == 0:
                 raise ValueError(f"The {name!r} evaluation set is empty; drop it or pass examples.")
-        if args.method in ADVERSARIAL_METHODS and model.is_conditional != (args.method == "cdan"):
+        self.objective = AlignmentObjective.from_arguments(args)
+        if self.objective.domain_head_kind not in (None, model.domain_head_kind):
             raise ValueError(
-                f"method {args.method!r} needs a {'conditional (CDAN)' if args.method == 'cdan' else 'DANN'} "
-                "discriminator but the model has the other kind; build it with DomainAdaptationModel.from_backbone("
-                f"..., conditional_alignment={args.method == 'cdan'})."
+                f"method {args.method!r} trains a {self.objective.domain_head_kind!r} domain head but the model has a "
+                f"{model.domain_head_kind!r} one; build the model for these arguments with "
+                "DomainAdaptationModel.from_backbone(backbone, objective=AlignmentObjective.from_arguments(args))."
             )
-        model.domain_loss_weight = args.effective_domain_loss_weight
-        model.class_weighted_alignment = args.domain_loss_class_weighting
-        model.mcc_loss_weight = args.effective_mcc_loss_weight
-        model.mcc_loss.temperature = args.mcc_temperature
-        _warn_if_collapse_pays(model.config.num_labels, args)
+        _warn_if_collapse_pays(model.config.num_labels, self.objective, args)
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
             callbacks.append(_TargetCycleCallback(train_dataset))
@@ -149,8 +154,12 @@ class DomainAdaptationTrainer(Trainer):
             **kwargs,
         )
         self.model_accepts_loss_kwargs = False
-        self._domain_metrics: dict[str, list[float]] = defaultdict(list)
-        model.metadata.update(self._run_metadata())
+        self._discriminator_groups_split = False
+        # Running sums of the logged alignment values, kept on the device and read only at logging steps.
+        self._alignment_sums: dict[str, torch.Tensor] = {}
+        self._alignment_steps = 0
+        self._lambda_sum = 0.0
+        self._record_run_info(model)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -182,19 +191,13 @@ class DomainAdaptationTrainer(Trainer):
             source, target, target_ratio=args.target_ratio, num_target_labels=args.num_target_labels, seed=args.seed
         )
 
-    def _run_metadata(self) -> dict[str, Any]:
-        args = self.args
-        return {
-            "method": args.method,
-            "grl": {
-                "schedule": args.grl_schedule,
-                "gamma": args.grl_gamma,
-                "max_lambda": args.grl_max_lambda,
-                "domain_loss_weight": args.effective_domain_loss_weight,
-                "class_weighting": args.domain_loss_class_weighting,
-            },
-            "mcc": {"weight": args.effective_mcc_loss_weight, "temperature": args.mcc_temperature},
-            "training": {
+    def _record_run_info(self, model: DomainAdaptationModel) -> None:
+        """What this run trains with goes into the model's run info (written by ``save_model``)."""
+        args, info = self.args, model.run_info
+        info.method = self.objective.method
+        info.objective = self.objective.to_dict()
+        info.grl = {"schedule": args.grl_schedule, "gamma": args.grl_gamma, "max_lambda": args.grl_max_lambda}
+        info.training = {
                 "max_steps": args.max_steps,
                 "num_train_epochs": args.num_train_epochs,
                 "learning_rate": args.learning_rate,
@@ -203,7 +206,6 @@ class DomainAdaptationTrainer(Trainer):
                 "target_ratio": args.target_ratio,
                 "num_target_labels": args.num_target_labels,
                 "seed": args.seed,
-            },
         }
 
     # -- optimisation ---------------------------------------------------------------------------
@@ -212,7 +214,7 @@ class DomainAdaptationTrainer(Trainer):
         """The Trainer's optimizer, with the discriminator in its own groups at ``lr × discriminator_lr_multiplier``."""
         optimizer = super().create_optimizer(model)
         multiplier = self.args.discriminator_lr_multiplier
-        if multiplier == 1.0 or getattr(self, "_discriminator_groups_split", False):
+        if multiplier == 1.0 or self._discriminator_groups_split:
             return optimizer
         discriminator = {id(p) for p in self.accelerator.unwrap_model(self.model).domain_loss.parameters()}
         new_groups = []
@@ -242,25 +244,18 @@ class DomainAdaptationTrainer(Trainer):
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        unwrapped = self.accelerator.unwrap_model(model)
-        if model.training:
-            unwrapped.domain_loss.grl.coeff = self.current_lambda()
-        outputs = model(**inputs)
+        grl_lambda = self.current_lambda() if model.training else 1.0
+        outputs = model(**inputs, objective=self.objective, grl_lambda=grl_lambda)
         loss = outputs.loss
         if loss is None:
             raise ValueError("The batch has no labels: training and evaluation need a 'labels' column.")
-        if model.training and outputs.domain_loss is not None:
-            parts = torch.stack(
-                [outputs.classification_loss.detach(), outputs.domain_loss.detach(), outputs.domain_accuracy.detach()]
-            )
-            cls_loss, dom_loss, dom_acc = self.accelerator.gather(parts.unsqueeze(0)).float().mean(0).tolist()
-            self._domain_metrics["classification_loss"].append(cls_loss)
-            self._domain_metrics["domain_loss"].append(dom_loss)
-            self._domain_metrics["domain_accuracy"].append(dom_acc)
-            self._domain_metrics["grl_lambda"].append(unwrapped.domain_loss.grl.coeff)
-            if outputs.mcc_loss is not None:
-                mcc = self.accelerator.gather(outputs.mcc_loss.detach()[None]).float().mean().item()
-                self._domain_metrics["mcc_loss"].append(mcc)
+        if model.training and outputs.alignment_logs is not None:
+            values = {"classification_loss": outputs.classification_loss.detach(), **outputs.alignment_logs}
+            for key, value in values.items():
+                value = value.float()
+                self._alignment_sums[key] = self._alignment_sums[key] + value if key in self._alignment_sums else value
+            self._alignment_steps += 1
+            self._lambda_sum += grl_lambda
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -274,10 +269,15 @@ class DomainAdaptationTrainer(Trainer):
         return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._domain_metrics and "loss" in logs:
-            for key, values in self._domain_metrics.items():
-                logs[key] = round(sum(values) / len(values), 6)
-            self._domain_metrics.clear()
+        if self._alignment_steps and "loss" in logs:
+            keys = list(self._alignment_sums)
+            sums = self.accelerator.gather(torch.stack([self._alignment_sums[k] for k in keys]).unsqueeze(0))
+            means = (sums.float().mean(0) / self._alignment_steps).tolist()  # the one host read, at logging steps
+            for key, mean in zip(keys, means):
+                logs[key] = round(mean, 6)
+            logs["grl_lambda"] = round(self._lambda_sum / self._alignment_steps, 6)
+            self._alignment_sums.clear()
+            self._alignment_steps, self._lambda_sum = 0, 0.0
         super().log(logs, start_time)
 
     # -- saving / loading -----------------------------------------------------------------------
@@ -290,29 +290,46 @@ class DomainAdaptationTrainer(Trainer):
         model.save_pretrained(output_dir, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
-        self._write_model_card(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+        self.create_model_card(output_dir=output_dir)
 
-    def _write_model_card(self, output_dir: str) -> None:
-        """Replace peft's generic README.md, which records the local base-model path, with hf_transfer's card.
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        *,
+        output_dir: str | None = None,
+    ) -> None:
+        """The Trainer's public card hook, writing hf_transfer's card (``README.md``) into ``output_dir``.
 
-        The folder can then be uploaded by any means without leaking a local path; ``push_to_hub`` re-renders the
-        card for the real repo id. A card that cannot be rendered is logged, never a failed save.
+        It replaces peft's generic card, which records the local base-model path, so the folder can be uploaded by
+        any means without leaking a path; ``push_to_hub`` re-renders it for the real repo id. ``tags`` are added to
+        the card's own; ``license`` and ``finetuned_from`` (a Hub id) override the run's. A card that cannot be
+        rendered is logged, never a failed save.
         """
         from .cards import build_model_card
         from .utils.io import write_text_atomic
 
         args = self.args
-        repo_id = args.hub_model_id or f"your-username/{Path(output_dir).absolute().name}"
+        output_dir = output_dir or args.output_dir
+        repo_id = args.hub_model_id or model_name or f"your-username/{Path(output_dir).absolute().name}"
         try:
             card = build_model_card(
-                output_dir, repo_id=repo_id, domain=args.hub_card_domain, base_model=args.hub_base_model_repo_id,
-                license=args.hub_license,
+                output_dir, repo_id=repo_id, domain=args.hub_card_domain,
+                base_model=finetuned_from or args.hub_base_model_repo_id, license=license or args.hub_license,
+                extra_tags=[tags] if isinstance(tags, str) else tags,
             )
         except Exception as error:  # the adapter is saved; the card is documentation
             logger.warning("Could not render the model card in %s: %s", output_dir, error)
             return
-        write_text_atomic(Path(output_dir) / "README.md", str(card))
+        write_text_atomic(Path(output_dir) / MODEL_CARD_NAME, str(card))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = self.accelerator.unwrap_model(model if model is not None else self.model)
@@ -409,7 +426,7 @@ class DomainAdaptationTrainer(Trainer):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         # Kept with the model so save_model() writes them into domain_adaptation.json (and the card).
         model = self.accelerator.unwrap_model(self.model)
-        model.metadata.setdefault("metrics", {}).update(
+        model.run_info.metrics.update(
             {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second"))}
         )
         return metrics

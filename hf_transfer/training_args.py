@@ -7,14 +7,15 @@ Accelerate) and the domain-adaptation knobs sit beside them, parsed by ``HfArgum
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
 
+from .alignment.objective import AlignmentObjective
+from .alignment.registry import available_methods, get_method
 from .alignment.schedules import GRL_SCHEDULES
-
-METHODS = ("dann", "cdan", "source_only", "mcc")
-ADVERSARIAL_METHODS = ("dann", "cdan")
 
 
 def _has_accelerator() -> bool:
@@ -30,9 +31,17 @@ class DomainAdaptationArguments(TrainingArguments):
     method: str = field(
         default="dann",
         metadata={
-            "help": "'dann' (domain-adversarial), 'cdan' (conditional domain-adversarial: the discriminator also sees "
-            "the class predictions), 'mcc' (Minimum Class Confusion on the target, no adversary) or 'source_only' "
-            "(the baseline: same code path, no target loss)."
+            "help": "The alignment method, a name from the method registry: "
+            + "; ".join(f"'{name}' ({get_method(name).summary})" for name in available_methods())
+            + ".",
+            "choices": available_methods(),
+        },
+    )
+    method_settings: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Settings of the method that have no field of their own, as JSON or 'key=value,key=value' "
+            "(e.g. MMD's 'kernel_num=3'); they override the method's defaults and its own fields."
         },
     )
     target_ratio: int = field(
@@ -120,8 +129,8 @@ class DomainAdaptationArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
+        get_method(self.method)  # an unknown name lists the registered ones
+        self.method_settings = _parse_settings(self.method_settings)
         if self.grl_schedule not in GRL_SCHEDULES:
             raise ValueError(f"grl_schedule must be one of {GRL_SCHEDULES}, got {self.grl_schedule!r}.")
         if self.target_ratio < 1:
@@ -130,11 +139,6 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(
                 f"mcc_loss_weight must be >= 0 and mcc_temperature > 0, got {self.mcc_loss_weight} and "
                 f"{self.mcc_temperature}."
-            )
-        if self.method == "source_only" and self.mcc_loss_weight:
-            raise ValueError(
-                "method 'source_only' is the no-adaptation baseline and takes no MCC loss; use method 'mcc' for "
-                "MCC alone or 'dann' with mcc_loss_weight for DANN + MCC."
             )
         if self.cdan_randomized_dim < 1:
             raise ValueError(f"cdan_randomized_dim must be >= 1, got {self.cdan_randomized_dim}.")
@@ -150,16 +154,29 @@ class DomainAdaptationArguments(TrainingArguments):
             self.label_names = ["labels"]
         if self.dataloader_pin_memory and not _has_accelerator():
             self.dataloader_pin_memory = False  # pinned memory only helps host-to-GPU copies
+        AlignmentObjective.from_arguments(self)  # every setting checked before any model is built
         super().__post_init__()
 
-    @property
-    def effective_domain_loss_weight(self) -> float:
-        """0 unless ``dann``/``cdan``: the discriminator still runs (DDP-safe), its loss leaves the backbone untouched."""
-        return self.domain_loss_weight if self.method in ADVERSARIAL_METHODS else 0.0
 
-    @property
-    def effective_mcc_loss_weight(self) -> float:
-        """``mcc_loss_weight``, defaulting to 1.0 for ``mcc`` and 0 otherwise."""
-        if self.mcc_loss_weight is not None:
-            return self.mcc_loss_weight
-        return 1.0 if self.method == "mcc" else 0.0
+def _parse_settings(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``method_settings`` from a dict, a JSON object or ``key=value,key=value`` (values read as YAML scalars)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"method_settings is not valid JSON ({error}): {value!r}.") from None
+        return dict(parsed)
+    import yaml
+
+    settings: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"method_settings must be JSON or 'key=value,key=value', got {value!r}.")
+        settings[key.strip()] = yaml.safe_load(raw)
+    return settings

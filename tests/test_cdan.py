@@ -2,7 +2,10 @@
 
 import pytest
 import torch
+
 import torch.nn.functional as F
+
+from hf_transfer.alignment import AlignmentObjective
 
 from hf_transfer.alignment import (
     ConditionalDomainAdversarialLoss,
@@ -10,7 +13,8 @@ from hf_transfer.alignment import (
     MultilinearMap,
     RandomizedMultilinearMap,
 )
-from hf_transfer.alignment.cdan import conditioning_map
+from hf_transfer.alignment.cdan import CdanSettings, ConditionalAdversarialTerm, conditioning_map
+from hf_transfer.alignment.registry import AlignmentBatch
 from tests.conftest import build_model, make_domain, train_args
 from tests.test_modeling import _batch
 
@@ -42,13 +46,18 @@ def test_conditioning_map_switches_to_randomized_above_4096():
     assert isinstance(large, RandomizedMultilinearMap) and large.output_dim == 512
 
 
+def _cdan_term(head, features, domains, logits, entropy_conditioning, labels=None):
+    term = ConditionalAdversarialTerm(CdanSettings(entropy_conditioning=entropy_conditioning))
+    return term(AlignmentBatch(features, logits, labels, domains), domain_head=head, grl_lambda=1.0)
+
+
 def test_loss_is_weighted_bce_of_the_conditioned_features_and_predictions_are_detached():
     torch.manual_seed(0)
     loss_fn = ConditionalDomainAdversarialLoss.build(4, 3, hidden_size=8, dropout=0.0, entropy_conditioning=True)
     features = torch.randn(6, 4, requires_grad=True)
     logits = torch.randn(6, 3, requires_grad=True)
     domains = torch.tensor([0, 0, 0, 1, 1, 1])
-    out = loss_fn(features, domains, logits=logits)
+    out = _cdan_term(loss_fn, features, domains, logits, entropy_conditioning=True)
     g = logits.detach().softmax(1)
     entropy = -(g * g.log()).sum(1)
     w = 1 + torch.exp(-entropy)
@@ -67,7 +76,7 @@ def test_entropy_conditioning_off_gives_plain_bce_and_extra_weights_multiply():
     features, logits = torch.randn(4, 4), torch.randn(4, 2)
     domains = torch.tensor([0, 0, 1, 1])
     d = loss_fn.discriminator(MultilinearMap(4, 2)(features, logits.softmax(1)))
-    assert torch.allclose(loss_fn(features, domains, logits=logits).loss,
+    assert torch.allclose(_cdan_term(loss_fn, features, domains, logits, entropy_conditioning=False).loss,
                           F.binary_cross_entropy_with_logits(d, domains.float()))
     weights = torch.tensor([2.0, 0.0, 1.0, 1.0])
     assert torch.allclose(loss_fn(features, domains, weights, logits=logits).loss,
@@ -88,10 +97,10 @@ def test_model_with_conditional_discriminator_trains_and_reloads_identically(tmp
     from hf_transfer.trainer import DomainAdaptationTrainer
 
     torch.manual_seed(0)
-    model = build_model(conditional_alignment=True)
-    assert model.is_conditional
-    assert model.metadata["conditioning"]["map"] == "multilinear"
-    assert model.metadata["discriminator"]["feature_dim"] == 32 * 3  # ViT hidden 32 × 3 classes
+    model = build_model(objective="cdan")
+    assert model.domain_head_kind == "conditional"
+    assert model.run_info.conditioning["map"] == "multilinear"
+    assert model.run_info.discriminator["feature_dim"] == 32 * 3  # ViT hidden 32 × 3 classes
     args = train_args(tmp_path, method="cdan", max_steps=3)
     trainer = DomainAdaptationTrainer(model=model, args=args, source_dataset=make_domain(8),
                                       target_dataset=make_domain(8, shift=1.0, labelled=False))
@@ -100,12 +109,12 @@ def test_model_with_conditional_discriminator_trains_and_reloads_identically(tmp
     assert any(not torch.equal(before[n], p) for n, p in model.domain_loss.discriminator.named_parameters())
     logged = [e for e in trainer.state.log_history if "domain_loss" in e]
     assert logged and all(e["domain_loss"] > 0 for e in logged)
-    assert model.metadata["method"] == "cdan"
+    assert model.run_info.method == "cdan"
 
     trainer.save_model(str(tmp_path / "saved"))
-    base = build_model(conditional_alignment=True).model.base_model.model  # same seed: same frozen base
+    base = build_model(objective="cdan").model.base_model.model  # same seed: same frozen base
     reloaded = DomainAdaptationModel.from_pretrained(tmp_path / "saved", base_model=base)
-    assert reloaded.is_conditional
+    assert reloaded.domain_head_kind == "conditional"
     _assert_same_outputs(model, reloaded)
 
 
@@ -124,11 +133,11 @@ def test_randomized_conditioning_survives_a_reload(tmp_path):
     from hf_transfer.modeling import DomainAdaptationModel
 
     torch.manual_seed(0)
-    model = build_model(conditional_alignment=True)
+    model = build_model(objective="cdan")
     model.domain_loss = ConditionalDomainAdversarialLoss.build(32, 3, hidden_size=16, map_kind="randomized",
                                                                randomized_dim=16, seed=3)
-    model.metadata["conditioning"] = model.domain_loss.settings
-    model.metadata["discriminator"] = model.domain_loss.discriminator.config_dict()
+    model.run_info.conditioning = model.domain_loss.settings
+    model.run_info.discriminator = model.domain_loss.discriminator.to_dict()
     model.save_pretrained(tmp_path / "saved")
     reloaded = DomainAdaptationModel.from_pretrained(tmp_path / "saved", base_model=build_model().model.base_model.model)
     assert isinstance(reloaded.domain_loss.conditioning, RandomizedMultilinearMap)
@@ -139,17 +148,18 @@ def test_method_and_discriminator_kind_must_match(tmp_path):
     from hf_transfer.trainer import DomainAdaptationTrainer
 
     source, target = make_domain(4), make_domain(4, labelled=False)
-    with pytest.raises(ValueError, match="conditional_alignment=True"):
+    with pytest.raises(ValueError, match="'conditional' domain head but the model has a 'domain' one"):
         DomainAdaptationTrainer(model=build_model(), args=train_args(tmp_path, method="cdan"),
                                 source_dataset=source, target_dataset=target)
-    with pytest.raises(ValueError, match="conditional_alignment=False"):
-        DomainAdaptationTrainer(model=build_model(conditional_alignment=True), args=train_args(tmp_path, method="dann"),
+    with pytest.raises(ValueError, match="'domain' domain head but the model has a 'conditional' one"):
+        DomainAdaptationTrainer(model=build_model(objective="cdan"), args=train_args(tmp_path, method="dann"),
                                 source_dataset=source, target_dataset=target)
-    # baselines run either model: their domain-loss weight is 0
-    DomainAdaptationTrainer(model=build_model(conditional_alignment=True), args=train_args(tmp_path, method="source_only"),
+    # baselines run either model: the head is only a zero-weight probe
+    DomainAdaptationTrainer(model=build_model(objective="cdan"), args=train_args(tmp_path, method="source_only"),
                             source_dataset=source, target_dataset=target)
     args = train_args(tmp_path, method="cdan", domain_loss_weight=0.4)
-    assert args.effective_domain_loss_weight == 0.4 and args.effective_mcc_loss_weight == 0.0
+    objective = AlignmentObjective.from_arguments(args)
+    assert objective.weight_of("cdan") == 0.4 and objective.weight_of("mcc") == 0.0
     with pytest.raises(ValueError, match="cdan_randomized_dim"):
         train_args(tmp_path, method="cdan", cdan_randomized_dim=0)
 

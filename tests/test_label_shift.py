@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_transfer.alignment import DomainAdversarialLoss, DomainDiscriminator, class_importance_weights
+from hf_transfer.alignment import AlignmentObjective, DomainAdversarialLoss, DomainDiscriminator, class_importance_weights
+from hf_transfer.alignment.label_shift import class_weighted_domain_weights
 from tests.conftest import build_model
 from tests.test_modeling import _batch
 
@@ -50,11 +51,10 @@ def test_model_weights_only_labelled_source_rows_and_drops_classes_the_target_la
     torch.manual_seed(0)
     model = build_model()
     model.eval()  # no dropout: the same forward twice
-    model.class_weighted_alignment = True
     pixels, labels, domains = _batch()
     features = model.extract_features(pixel_values=pixels)
     logits = model(pixel_values=pixels).logits
-    weights = model._alignment_weights(logits, labels, domains)
+    weights = class_weighted_domain_weights(logits, labels, domains)
     assert torch.equal(weights[4:], torch.ones(4))  # target rows keep weight 1
     expected = class_importance_weights(labels[:4], logits[4:].softmax(-1))[labels[:4]]
     assert torch.allclose(weights[:4], expected)
@@ -62,9 +62,9 @@ def test_model_weights_only_labelled_source_rows_and_drops_classes_the_target_la
     # a source class the target never predicts: its rows drop out of the domain loss
     labels = torch.tensor([0, 0, 1, 1, -100, -100, -100, -100])
     never_one = torch.tensor([[5.0, -5.0, -5.0]]).expand(8, 3)
-    weights = model._alignment_weights(never_one, labels, domains)
+    weights = class_weighted_domain_weights(never_one, labels, domains)
     assert torch.allclose(weights[2:4], torch.zeros(2), atol=1e-3) and torch.allclose(weights[:2], torch.full((2,), 2.0), atol=1e-2)
-    assert model._alignment_weights(logits, labels, torch.zeros(8, dtype=torch.long)) is None  # no target rows
+    assert class_weighted_domain_weights(logits, labels, torch.zeros(8, dtype=torch.long)) is None  # no target rows
     assert features.shape[0] == 8
 
 
@@ -78,8 +78,8 @@ def test_class_weighting_changes_the_domain_loss_and_the_trainer_sets_it(tmp_pat
     model.eval()
     pixels, labels, domains = _batch()
     plain = model(pixel_values=pixels, labels=labels, domain_labels=domains).domain_loss
-    model.class_weighted_alignment = True
-    weighted = model(pixel_values=pixels, labels=labels, domain_labels=domains).domain_loss
+    iwdan = AlignmentObjective.for_method("dann", class_weighting=True)
+    weighted = model(pixel_values=pixels, labels=labels, domain_labels=domains, objective=iwdan).domain_loss
     assert not torch.isclose(plain, weighted)
 
     fresh = build_model()
@@ -87,8 +87,8 @@ def test_class_weighting_changes_the_domain_loss_and_the_trainer_sets_it(tmp_pat
         output_dir=str(tmp_path), domain_loss_class_weighting=True, max_steps=1, report_to="none"
     )
     trainer = DomainAdaptationTrainer(model=fresh, args=args, source_dataset=make_domain(4), target_dataset=make_domain(4))
-    assert fresh.class_weighted_alignment is True
-    assert trainer._run_metadata()["grl"]["class_weighting"] is True
+    assert trainer.objective.settings_of("dann").class_weighting is True
+    assert fresh.run_info.objective["terms"][0]["settings"] == {"class_weighting": True}
 
 
 @pytest.mark.parametrize("flag", ["true", "false"])

@@ -6,8 +6,11 @@ from hf_transfer.metrics import SHIPPED_METRICS, ClassificationMetrics, load_met
 
 
 def test_shipped_metrics_load_offline_by_path():
+    expected = {"accuracy": 0.75, "f1": pytest.approx(0.7333333), "balanced_accuracy": 0.75}
     for name in SHIPPED_METRICS:
-        assert load_metric(name) is not None
+        computed = load_metric(name).compute(predictions=[0, 1, 1, 1], references=[0, 1, 0, 1],
+                                             **({"average": "macro"} if name == "f1" else {}))
+        assert computed[name] == expected[name]
     with pytest.raises(ValueError, match="ships the metrics"):
         load_metric("bleu")
 

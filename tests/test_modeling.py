@@ -54,11 +54,11 @@ def test_all_unlabelled_batch_gives_zero_classification_loss_in_graph():
     out = model(pixel_values=pixels, labels=torch.full((8,), -100), domain_labels=domains)
     assert out.classification_loss.item() == 0.0
     out.loss.backward()  # graph intact: the discriminator still gets a gradient
-    assert model.domain_loss.discriminator.net[0].weight.grad is not None
+    assert torch.count_nonzero(model.domain_loss.discriminator.net[0].weight.grad) > 0
 
 
 def test_source_only_weight_zero_keeps_discriminator_in_graph():
-    model = build_model(domain_loss_weight=0.0)
+    model = build_model(objective="source_only")
     pixels, labels, domains = _batch()
     out = model(pixel_values=pixels, labels=labels, domain_labels=domains)
     assert torch.allclose(out.loss, out.classification_loss)

@@ -1,23 +1,35 @@
-"""Alignment losses: one idea per module, each with its paper and maths in the docstring."""
+"""Alignment methods: one idea per module, each with its paper and maths in the docstring.
+
+Each method module registers itself in :mod:`~hf_transfer.alignment.registry`; the objective
+(:class:`~hf_transfer.alignment.objective.AlignmentObjective`) composes the registered terms.
+"""
 
 from .cdan import ConditionalDomainAdversarialLoss, MultilinearMap, RandomizedMultilinearMap
 from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput
 from .grl import GradientReversalLayer, GradientReverseFunction
 from .label_shift import class_importance_weights
 from .mcc import MinimumClassConfusionLoss
+from .objective import AlignmentObjective, ObjectiveTerm
+from .registry import AlignmentMethod, available_methods, get_method, register_method
 from .schedules import GRL_SCHEDULES, grl_lambda
 
 __all__ = [
+    "AlignmentMethod",
+    "AlignmentObjective",
     "ConditionalDomainAdversarialLoss",
-    "MultilinearMap",
-    "RandomizedMultilinearMap",
     "DomainAdversarialLoss",
     "DomainDiscriminator",
     "DomainLossOutput",
+    "GRL_SCHEDULES",
     "GradientReversalLayer",
     "GradientReverseFunction",
     "MinimumClassConfusionLoss",
-    "GRL_SCHEDULES",
+    "MultilinearMap",
+    "ObjectiveTerm",
+    "RandomizedMultilinearMap",
+    "available_methods",
     "class_importance_weights",
+    "get_method",
     "grl_lambda",
+    "register_method",
 ]

@@ -29,13 +29,15 @@ The gradient reversal layer :math:`R_λ` acts on the conditioned vector, as in D
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput
+from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput, with_class_weighting
+from .label_shift import class_weighted_domain_weights
+from .registry import AlignmentBatch, AlignmentMethod, DomainHeadSpec, MethodCard, TermOutput, register_method
 
 MULTILINEAR_MAX_DIM = 4096
 """Largest ``feature_dim × num_classes`` conditioned exactly; above it the randomized map is used."""
@@ -87,21 +89,29 @@ def conditioning_map(
     raise ValueError(f"Unknown CDAN conditioning map {kind!r}; choose one of {CONDITIONING_MAPS}.")
 
 
-class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
-    """GRL + discriminator on :math:`T(f, g)` + (entropy-weighted) binary cross-entropy.
+def entropy_certainty_weights(logits: torch.Tensor) -> torch.Tensor:
+    """CDAN+E's per-row weights :math:`w_i \\propto 1 + e^{-H(g_i)}`, normalised to mean 1 (detached)."""
+    predictions = logits.detach().float().softmax(dim=-1)
+    entropy = -(predictions * predictions.clamp_min(1e-12).log()).sum(dim=-1)
+    certainty = 1.0 + torch.exp(-entropy)
+    return certainty * len(certainty) / certainty.sum()
 
-    ``forward(features, domain_labels, weights=None, logits=...)``: ``logits`` are the classifier's
-    outputs for the same rows (softmaxed and detached here). ``weights`` (e.g. IWDAN's class
-    weights) multiply the entropy weights. ``discriminator.feature_dim`` must equal the map's
-    output size; :meth:`build` sizes it.
+
+class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
+    """GRL + discriminator on :math:`T(f, g)` + (weighted) binary cross-entropy: CDAN's domain head.
+
+    ``forward(features, domain_labels, weights=None, logits=..., grl_lambda=λ)``: ``logits`` are the
+    classifier's outputs for the same rows (softmaxed and detached here). ``discriminator.feature_dim``
+    must equal the map's output size; :meth:`build` sizes it.
     """
+
+    kind = "conditional"
 
     def __init__(
         self,
         discriminator: DomainDiscriminator,
         conditioning: MultilinearMap | RandomizedMultilinearMap,
         *,
-        entropy_conditioning: bool = True,
         settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(discriminator)
@@ -111,7 +121,6 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
                 f"{conditioning.output_dim}; build both with ConditionalDomainAdversarialLoss.build."
             )
         self.conditioning = conditioning
-        self.entropy_conditioning = entropy_conditioning
         self.settings = dict(settings or {})
 
     @classmethod
@@ -123,14 +132,15 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.1,
-        entropy_conditioning: bool = True,
         map_kind: str | None = None,
         randomized_dim: int = 1024,
         seed: int = 0,
-    ) -> "ConditionalDomainAdversarialLoss":
+        entropy_conditioning: bool = True,
+    ) -> ConditionalDomainAdversarialLoss:
         """A conditioning map for ``feature_dim`` features and ``num_classes`` classes, and a discriminator sized for it.
 
         ``map_kind`` (``multilinear``/``randomized``) defaults to the size rule of :func:`conditioning_map`.
+        ``entropy_conditioning`` is only recorded (the loss term applies it).
         """
         if num_classes < 2:
             raise ValueError(f"CDAN conditions on class predictions and needs at least 2 classes, got {num_classes}.")
@@ -146,21 +156,26 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
             "seed": seed,
             "entropy_conditioning": entropy_conditioning,
         }
-        return cls(discriminator, conditioning, entropy_conditioning=entropy_conditioning, settings=settings)
+        return cls(discriminator, conditioning, settings=settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The structure saved as ``discriminator`` and ``conditioning`` in ``domain_adaptation.json``."""
+        return {"discriminator": self.discriminator.to_dict(), "conditioning": dict(self.settings)}
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], discriminator: dict[str, Any]) -> "ConditionalDomainAdversarialLoss":
-        """Rebuild from the ``conditioning`` and ``discriminator`` entries of ``domain_adaptation.json``."""
+    def from_dict(cls, values: dict[str, Any]) -> ConditionalDomainAdversarialLoss:
+        """Rebuild from :meth:`to_dict` (the ``conditioning`` and ``discriminator`` entries)."""
+        settings, discriminator = values["conditioning"], values["discriminator"]
         return cls.build(
             settings["feature_dim"],
             settings["num_classes"],
             hidden_size=discriminator["hidden_size"],
             num_layers=discriminator["num_layers"],
             dropout=discriminator["dropout"],
-            entropy_conditioning=settings.get("entropy_conditioning", True),
             map_kind=settings.get("map"),
             randomized_dim=settings.get("randomized_dim", 1024),
             seed=settings.get("seed", 0),
+            entropy_conditioning=settings.get("entropy_conditioning", True),
         )
 
     def forward(
@@ -169,14 +184,91 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
         domain_labels: torch.Tensor,
         weights: torch.Tensor | None = None,
         logits: torch.Tensor | None = None,
+        *,
+        grl_lambda: float = 1.0,
     ) -> DomainLossOutput:
         if logits is None:
             raise ValueError("CDAN conditions the discriminator on the classifier's logits; pass logits=.")
         predictions = logits.detach().float().softmax(dim=-1)
         conditioned = self.conditioning(features, predictions.to(features.dtype))
-        if self.entropy_conditioning:
-            entropy = -(predictions * predictions.clamp_min(1e-12).log()).sum(dim=-1)
-            certainty = 1.0 + torch.exp(-entropy)
-            certainty = certainty * len(certainty) / certainty.sum()
+        return super().forward(conditioned, domain_labels, weights, grl_lambda=grl_lambda)
+
+
+# ----------------------------------------------------------------------------- the registered method
+@dataclass
+class CdanSettings:
+    entropy_conditioning: bool = True
+    """CDAN+E: weight each row's domain loss by the certainty of its prediction."""
+    randomized_dim: int = 1024
+    """Size of the randomized map, used when features × classes > 4096."""
+    class_weighting: bool = field(default=False, metadata={"argument": "domain_loss_class_weighting"})
+    """IWDAN-style class weights on the source rows (multiplied with the entropy weights)."""
+
+
+def build_conditional_head(
+    feature_dim: int, num_classes: int, *, hidden_size: int = 256, num_layers: int = 2, dropout: float = 0.1,
+    settings: CdanSettings | None = None,
+) -> ConditionalDomainAdversarialLoss:
+    settings = settings or CdanSettings()
+    return ConditionalDomainAdversarialLoss.build(
+        feature_dim, num_classes, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+        randomized_dim=settings.randomized_dim, entropy_conditioning=settings.entropy_conditioning,
+    )
+
+
+class ConditionalAdversarialTerm:
+    """CDAN's term: the model's conditional head, with entropy (and class) weights."""
+
+    def __init__(self, settings: CdanSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, batch: AlignmentBatch, *, domain_head: nn.Module, grl_lambda: float) -> TermOutput:
+        weights = (
+            class_weighted_domain_weights(batch.logits, batch.labels, batch.domain_labels)
+            if self.settings.class_weighting else None
+        )
+        if self.settings.entropy_conditioning:
+            certainty = entropy_certainty_weights(batch.logits)
             weights = certainty if weights is None else weights.to(certainty.dtype) * certainty
-        return super().forward(conditioned, domain_labels, weights)
+        out = domain_head(batch.features, batch.domain_labels, weights, logits=batch.logits, grl_lambda=grl_lambda)
+        return TermOutput(out.loss, {"domain_loss": out.loss.detach(), "domain_accuracy": out.accuracy})
+
+
+CDAN_CARD = MethodCard(
+    title="conditional domain-adversarial training (CDAN) with a gradient reversal layer",
+    short="CDAN",
+    description=(
+        "During training a small domain discriminator learns to tell source from target examples from their features "
+        "combined with the model's class predictions (Long et al., NeurIPS 2018), while a gradient reversal layer pushes "
+        "the backbone (through its LoRA weights) to make them indistinguishable. Conditioning on the predictions aligns "
+        "each class with itself rather than the two domains as a whole. Only source labels are used; the target domain "
+        "contributes unlabelled inputs."
+    ),
+    tags=("cdan",),
+)
+_ENTROPY_ADDITION = (
+    " Each example's domain loss is weighted by the certainty of its prediction (entropy conditioning, CDAN+E), so "
+    "uncertain predictions steer the alignment less."
+)
+
+
+def describe_cdan(settings: CdanSettings) -> MethodCard:
+    card = CDAN_CARD
+    if settings.entropy_conditioning:
+        card = MethodCard(card.title.replace("(CDAN)", "(CDAN+E)"), "CDAN+E", card.description + _ENTROPY_ADDITION,
+                          card.tags)
+    return with_class_weighting(card, "IWCDAN") if settings.class_weighting else card
+
+
+register_method(
+    AlignmentMethod(
+        name="cdan",
+        summary="conditional domain-adversarial training: the discriminator also sees the predictions (Long et al. 2018)",
+        settings_class=CdanSettings,
+        build_term=ConditionalAdversarialTerm,
+        card=CDAN_CARD,
+        describe=describe_cdan,
+        domain_head=DomainHeadSpec("conditional", build_conditional_head, ConditionalDomainAdversarialLoss.from_dict),
+        weight_argument="domain_loss_weight",
+    )
+)

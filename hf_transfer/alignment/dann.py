@@ -18,13 +18,16 @@ domains become indistinguishable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .grl import GradientReversalLayer
+from .label_shift import class_weighted_domain_weights
+from .registry import AlignmentBatch, AlignmentMethod, DomainHeadSpec, MethodCard, TermOutput, register_method
 
 
 class DomainDiscriminator(nn.Module):
@@ -53,13 +56,18 @@ class DomainDiscriminator(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features).squeeze(-1)
 
-    def config_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The structure saved as ``discriminator`` in ``domain_adaptation.json``."""
         return {
             "feature_dim": self.feature_dim,
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
             "dropout": self.dropout,
         }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DomainDiscriminator:
+        return cls(values["feature_dim"], values["hidden_size"], values["num_layers"], values["dropout"])
 
 
 @dataclass
@@ -70,11 +78,13 @@ class DomainLossOutput:
 
 
 class DomainAdversarialLoss(nn.Module):
-    """GRL + discriminator + binary cross-entropy, as one module.
+    """GRL + discriminator + binary cross-entropy, as one module: the model's *domain head*.
 
-    ``forward(features, domain_labels)`` returns the loss to *add* to the task loss; the
-    reversal makes the backbone's gradient adversarial. ``grl.coeff`` is λ.
+    ``forward(features, domain_labels, grl_lambda=λ)`` returns the loss to *add* to the task loss; the
+    reversal makes the backbone's gradient adversarial.
     """
+
+    kind = "domain"
 
     def __init__(self, discriminator: DomainDiscriminator) -> None:
         super().__init__()
@@ -87,12 +97,14 @@ class DomainAdversarialLoss(nn.Module):
         domain_labels: torch.Tensor,
         weights: torch.Tensor | None = None,
         logits: torch.Tensor | None = None,
+        *,
+        grl_lambda: float = 1.0,
     ) -> DomainLossOutput:
         """``weights`` (optional, per example, detached) re-weight the BCE terms, e.g. IWDAN's class weights.
 
-        ``logits`` (the classifier's outputs) are ignored here; conditional losses (CDAN) use them.
+        ``logits`` (the classifier's outputs) are ignored here; conditional heads (CDAN) use them.
         """
-        domain_logits = self.discriminator(self.grl(features))
+        domain_logits = self.discriminator(self.grl(features, grl_lambda))
         targets = domain_labels.to(domain_logits.dtype)
         loss = F.binary_cross_entropy_with_logits(
             domain_logits, targets, weight=None if weights is None else weights.to(domain_logits.dtype)
@@ -100,3 +112,79 @@ class DomainAdversarialLoss(nn.Module):
         with torch.no_grad():
             accuracy = ((domain_logits > 0).to(targets.dtype) == targets).float().mean()
         return DomainLossOutput(loss=loss, accuracy=accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"discriminator": self.discriminator.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DomainAdversarialLoss:
+        return cls(DomainDiscriminator.from_dict(values["discriminator"]))
+
+
+def build_domain_head(
+    feature_dim: int, num_classes: int, *, hidden_size: int = 256, num_layers: int = 2, dropout: float = 0.1,
+    settings: Any = None,
+) -> DomainAdversarialLoss:
+    """DANN's domain head: an MLP discriminator on the features, behind the gradient reversal."""
+    return DomainAdversarialLoss(DomainDiscriminator(feature_dim, hidden_size, num_layers, dropout))
+
+
+# ----------------------------------------------------------------------------- the registered method
+@dataclass
+class DannSettings:
+    class_weighting: bool = field(default=False, metadata={"argument": "domain_loss_class_weighting"})
+    """IWDAN: weight source rows by p̂_T(y)/p_S(y) (:mod:`~hf_transfer.alignment.label_shift`)."""
+
+
+class DomainAdversarialTerm:
+    """DANN's term: the model's domain head on all rows, with IWDAN's class weights when asked."""
+
+    def __init__(self, settings: DannSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, batch: AlignmentBatch, *, domain_head: nn.Module, grl_lambda: float) -> TermOutput:
+        weights = (
+            class_weighted_domain_weights(batch.logits, batch.labels, batch.domain_labels)
+            if self.settings.class_weighting else None
+        )
+        out = domain_head(batch.features, batch.domain_labels, weights, logits=batch.logits, grl_lambda=grl_lambda)
+        return TermOutput(out.loss, {"domain_loss": out.loss.detach(), "domain_accuracy": out.accuracy})
+
+
+_IWDAN_ADDITION = (
+    " Source examples are weighted in the domain loss by the ratio of the target's estimated class proportions to the "
+    "source's (IWDAN, Combes et al., NeurIPS 2020), so a different class mix is not forced into alignment."
+)
+
+
+def with_class_weighting(card: MethodCard, weighted_short: str) -> MethodCard:
+    """The card of an adversarial method trained with IWDAN class weights."""
+    return MethodCard(
+        title=f"{card.title}, class-weighted ({weighted_short})", short=weighted_short,
+        description=card.description + _IWDAN_ADDITION, tags=(*card.tags, weighted_short.lower()),
+    )
+
+
+DANN_CARD = MethodCard(
+    title="domain-adversarial training (DANN) with a gradient reversal layer",
+    short="DANN",
+    description=(
+        "During training a small domain discriminator learns to tell source features from target features, while a "
+        "gradient reversal layer pushes the backbone (through its LoRA weights) towards features the discriminator "
+        "cannot separate. Only source labels are used; the target domain contributes unlabelled inputs."
+    ),
+    tags=("dann",),
+)
+
+register_method(
+    AlignmentMethod(
+        name="dann",
+        summary="domain-adversarial training: a discriminator behind a gradient reversal layer (Ganin et al. 2016)",
+        settings_class=DannSettings,
+        build_term=DomainAdversarialTerm,
+        card=DANN_CARD,
+        describe=lambda s: with_class_weighting(DANN_CARD, "IWDAN") if s.class_weighting else DANN_CARD,
+        domain_head=DomainHeadSpec("domain", build_domain_head, DomainAdversarialLoss.from_dict),
+        weight_argument="domain_loss_weight",
+    )
+)

@@ -36,19 +36,12 @@ class GradientReverseFunction(torch.autograd.Function):
 
 
 class GradientReversalLayer(nn.Module):
-    """A module wrapper around :class:`GradientReverseFunction`.
+    """A module wrapper around :class:`GradientReverseFunction`: ``layer(x, coeff)``.
 
-    ``coeff`` is the λ of the paper. It is plain state set by the trainer at every step
-    (from the schedule in :mod:`hf_transfer.alignment.schedules`), so it needs no
-    checkpointing: it is recomputed from ``global_step`` on resume.
+    ``coeff`` is the λ of the paper, passed with every call (the trainer computes it from
+    ``global_step`` with :func:`~hf_transfer.alignment.schedules.grl_lambda`): the layer holds no
+    state, so nothing needs checkpointing and resume gives the same λ.
     """
 
-    def __init__(self, coeff: float = 1.0) -> None:
-        super().__init__()
-        self.coeff = float(coeff)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return GradientReverseFunction.apply(inputs, self.coeff)
-
-    def extra_repr(self) -> str:
-        return f"coeff={self.coeff:.4f}"
+    def forward(self, inputs: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
+        return GradientReverseFunction.apply(inputs, float(coeff))

@@ -56,3 +56,23 @@ def class_importance_weights(
         else:  # the target puts no mass on any class in the batch: fall back to plain DANN
             weights = present.to(weights.dtype)
     return weights
+
+
+@torch.no_grad()
+def class_weighted_domain_weights(
+    logits: torch.Tensor, labels: torch.Tensor | None, domain_labels: torch.Tensor
+) -> torch.Tensor | None:
+    """Per-row domain-loss weights for IWDAN: ``w_y`` for labelled source rows, 1 for the rest.
+
+    ``None`` (plain DANN) when the batch has no target row or no labelled source row.
+    """
+    is_target = domain_labels == 1
+    if labels is None or not is_target.any():
+        return None
+    labelled_source = (domain_labels == 0) & (labels != -100)
+    if not labelled_source.any():
+        return None
+    class_weights = class_importance_weights(labels[labelled_source], logits[is_target].float().softmax(-1))
+    weights = torch.ones(len(domain_labels), device=logits.device)
+    weights[labelled_source] = class_weights[labels[labelled_source]].float()
+    return weights

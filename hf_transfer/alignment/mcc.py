@@ -22,8 +22,12 @@ the same concatenated forward pass (the target rows' logits).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from .registry import AlignmentBatch, AlignmentMethod, MethodCard, TermOutput, register_method
 
 
 class MinimumClassConfusionLoss(nn.Module):
@@ -46,3 +50,49 @@ class MinimumClassConfusionLoss(nn.Module):
         confusion = (probabilities * weights).transpose(0, 1) @ probabilities  # (K, K)
         confusion = confusion / confusion.sum(dim=1, keepdim=True)
         return (confusion.sum() - confusion.trace()) / num_classes
+
+
+# ----------------------------------------------------------------------------- the registered method
+@dataclass
+class MccSettings:
+    temperature: float = 2.5
+    """Softmax temperature of the target predictions (the paper's 2.5)."""
+
+
+class MinimumClassConfusionTerm:
+    """MCC on the batch's target rows."""
+
+    def __init__(self, settings: MccSettings) -> None:
+        self.loss = MinimumClassConfusionLoss(settings.temperature)
+
+    def __call__(self, batch: AlignmentBatch, *, domain_head: nn.Module, grl_lambda: float) -> TermOutput:
+        loss = self.loss(batch.logits[batch.domain_labels == 1])
+        return TermOutput(loss, {"mcc_loss": loss.detach()})
+
+
+register_method(
+    AlignmentMethod(
+        name="mcc",
+        summary="Minimum Class Confusion on the target predictions, no discriminator (Jin et al. 2020)",
+        settings_class=MccSettings,
+        build_term=MinimumClassConfusionTerm,
+        card=MethodCard(
+            title="Minimum Class Confusion (MCC) on the unlabelled target",
+            short="MCC",
+            description=(
+                "Alongside the classification loss on labelled source data, a Minimum Class Confusion loss (Jin et al., "
+                "ECCV 2020) on the model's predictions for unlabelled target inputs penalises probability shared between "
+                "classes, so target predictions become confident and classes stay apart. No discriminator is involved; "
+                "only source labels are used."
+            ),
+            tags=("mcc",),
+            addition=(
+                " A Minimum Class Confusion loss (Jin et al., ECCV 2020) on the target predictions is added, penalising "
+                "probability shared between classes."
+            ),
+            addition_title="Minimum Class Confusion (MCC)",
+        ),
+        weight_argument="mcc_loss_weight",
+        combinable=True,
+    )
+)
