@@ -7,7 +7,6 @@ and must never leak local paths, user names or tokens from the machine that trai
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
@@ -18,10 +17,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .privacy import LOCAL_DATA, is_hub_id, looks_like_local_path, sanitize, scrub_text
 from .training_args import ADVERSARIAL_METHODS
 
 DOMAINS = ("generic", "medical", "finance", "speech")
-LOCAL_DATA = "local data"
 TEMPLATE_NAME = "hf_transfer_card.md"
 TEMPLATE_PATH = Path(__file__).parent / "templates" / TEMPLATE_NAME
 
@@ -109,67 +108,6 @@ def method_view(info: Mapping) -> dict[str, Any]:
         tags.append("mcc")
     role = "evaluation only" if method == "source_only" else "unlabelled during training"
     return {"method": method, "title": title, "short": short, "description": description, "tags": tags, "role": role}
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
-_EMBEDDED_PATH = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?[\\/][^\s'\"`,;)]+")
-_TOKEN = re.compile(r"\b(hf|api_org)_[A-Za-z0-9]{16,}\b")
-_GENERIC_ACCOUNTS = {"root", "user", "admin", "ubuntu", "runner", "jovyan", "app"}
-
-
-# ----------------------------------------------------------------------------- sanitising
-def looks_like_local_path(value: str) -> bool:
-    """True for strings that name a file-system location rather than a Hub id."""
-    value = value.strip()
-    if not value:
-        return False
-    if value.startswith(("/", "~", "./", "../", ".\\", "file:")) or re.match(r"^[A-Za-z]:[\\/]", value):
-        return True
-    if re.match(r"^[a-z][a-z0-9+.\-]*://", value):  # a URL (file:// was handled above)
-        return False
-    if re.fullmatch(r"refs/(convert|pr|heads|tags)/[\w.\-]+", value):  # a Hub git ref (refs/convert/parquet)
-        return False
-    if "\\" in value or value.count("/") > 1:
-        return True
-    home = os.path.expanduser("~")
-    return bool(home and home != "/" and home in value)
-
-
-def is_hub_id(value: Any) -> bool:
-    """A plausible Hub repo id (``name`` or ``namespace/name``), not a local path."""
-    return isinstance(value, str) and not looks_like_local_path(value) and bool(_HUB_ID.match(value))
-
-
-def _username() -> str | None:
-    try:
-        name = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return None
-    return name if name and len(name) >= 3 and name.lower() not in _GENERIC_ACCOUNTS else None
-
-
-def scrub_text(text: str) -> str:
-    """Remove tokens, the home directory and the local user name from free text."""
-    text = _TOKEN.sub("[redacted]", text)
-    home = os.path.expanduser("~")
-    if home and home != "/":
-        text = text.replace(home, LOCAL_DATA)
-    user = _username()
-    if user:
-        text = re.sub(rf"\b{re.escape(user)}\b", "[user]", text)
-    return text
-
-
-def sanitize(value: Any) -> Any:
-    """Recursively replace local paths by ``"local data"`` and scrub secrets from strings."""
-    if isinstance(value, str):
-        if looks_like_local_path(value) and " " not in value.strip():
-            return LOCAL_DATA
-        return scrub_text(_EMBEDDED_PATH.sub(LOCAL_DATA, value))
-    if isinstance(value, Mapping):
-        return {str(k): sanitize(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [sanitize(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- run info
