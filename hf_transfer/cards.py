@@ -17,10 +17,15 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .privacy import LOCAL_DATA, is_hub_id, looks_like_local_path, sanitize, scrub_text
-from .training_args import ADVERSARIAL_METHODS
+from .artifacts import ADAPTER_CONFIG_NAME, DISCRIMINATOR_WEIGHTS_NAME, RUN_INFO_NAME
+from .privacy import LOCAL_DATA, is_hub_id, sanitize, scrub_text
 
+# The card's domain sections; training_args (hub_card_domain) and the push CLI (--domain) read it from here.
 DOMAINS = ("generic", "medical", "finance", "speech")
+# Methods that train a domain discriminator, so IWDAN weighting and "+ MCC" apply to them. A local copy so
+# this module never imports training_args (and with it transformers and torch); the method registry will
+# replace it.
+_ADVERSARIAL_METHODS = ("dann", "cdan")
 TEMPLATE_NAME = "hf_transfer_card.md"
 TEMPLATE_PATH = Path(__file__).parent / "templates" / TEMPLATE_NAME
 
@@ -99,11 +104,11 @@ def method_view(info: Mapping) -> dict[str, Any]:
     tags = {"dann": ["dann"], "cdan": ["cdan"], "mcc": ["mcc"], "source_only": ["source-only"]}[method]
     if method == "cdan" and _as_dict(info.get("conditioning")).get("entropy_conditioning", True):
         title, short, description = title.replace("(CDAN)", "(CDAN+E)"), "CDAN+E", description + _CDAN_ENTROPY_ADDITION
-    if method in ADVERSARIAL_METHODS and _as_dict(info.get("grl")).get("class_weighting"):
+    if method in _ADVERSARIAL_METHODS and _as_dict(info.get("grl")).get("class_weighting"):
         weighted = "IW" + {"dann": "DAN", "cdan": "CDAN"}[method]
         title, short, description = title + f", class-weighted ({weighted})", weighted, description + _IWDAN_ADDITION
         tags.append(weighted.lower())
-    if method in ADVERSARIAL_METHODS and _mcc_weight(info) > 0:
+    if method in _ADVERSARIAL_METHODS and _mcc_weight(info) > 0:
         title, short, description = title + ", plus Minimum Class Confusion (MCC)", short + " + MCC", description + _MCC_ADDITION
         tags.append("mcc")
     role = "evaluation only" if method == "source_only" else "unlabelled during training"
@@ -139,10 +144,10 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
     """Read ``domain_adaptation.json`` (optional) and fill gaps from ``adapter_config.json``."""
     directory = Path(output_dir)
     info: dict = {}
-    if (directory / "domain_adaptation.json").is_file():
-        info = json.loads((directory / "domain_adaptation.json").read_text())
-    if (directory / "adapter_config.json").is_file():
-        adapter = json.loads((directory / "adapter_config.json").read_text())
+    if (directory / RUN_INFO_NAME).is_file():
+        info = json.loads((directory / RUN_INFO_NAME).read_text())
+    if (directory / ADAPTER_CONFIG_NAME).is_file():
+        adapter = json.loads((directory / ADAPTER_CONFIG_NAME).read_text())
         info.setdefault("base_model", adapter.get("base_model_name_or_path"))
         base_config = Path(str(adapter.get("base_model_name_or_path") or "")) / "config.json"
         for config_path in (directory / "config.json", base_config):
@@ -151,7 +156,7 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
         info.setdefault(
             "lora", {k: adapter.get(k) for k in ("r", "lora_alpha", "lora_dropout", "target_modules") if k in adapter}
         )
-    info["has_discriminator"] = (directory / "domain_discriminator.safetensors").is_file()
+    info["has_discriminator"] = (directory / DISCRIMINATOR_WEIGHTS_NAME).is_file()
     return info
 
 
