@@ -13,12 +13,16 @@ import re
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from typing import TYPE_CHECKING, Any
 
 from .artifacts import ADAPTER_CONFIG_NAME, DISCRIMINATOR_WEIGHTS_NAME, RUN_INFO_NAME
 from .privacy import LOCAL_DATA, is_hub_id, sanitize, scrub_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from huggingface_hub import EvalResult, ModelCard
+
+# huggingface_hub's card classes are imported where a card is built: the CLI reads DOMAINS from here
+# for its --help, which then starts in a fraction of a second.
 
 # The card's domain sections; training_args (hub_card_domain) and the push CLI (--domain) read it from here.
 DOMAINS = ("generic", "medical", "finance", "speech")
@@ -207,6 +211,8 @@ def _metric(metrics: Mapping, split: str, name: str) -> float | None:
 
 def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
     """model-index entries: accuracy and macro-F1 per domain, for this model and the source-only baseline."""
+    from huggingface_hub import EvalResult
+
     metrics = _as_dict(info.get("metrics"))
     baseline = _as_dict(_as_dict(info.get("baseline")).get("metrics"))
     method = info.get("method", "dann")
@@ -282,6 +288,8 @@ def build_model_card(
     ``base_model`` overrides the recorded base (pass the Hub id when training used a local
     checkpoint); local paths are never written: they become ``"local data"`` or are omitted.
     """
+    from huggingface_hub import ModelCard, ModelCardData
+
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     raw = dict(output_dir_or_info) if isinstance(output_dir_or_info, Mapping) else load_run_info(output_dir_or_info)
@@ -361,5 +369,5 @@ def build_model_card(
 
 def card_code_blocks(card: ModelCard | str) -> list[str]:
     """The ```python blocks of a card (the tests run them, so the usage docs cannot rot)."""
-    text = card.content if isinstance(card, ModelCard) else card
+    text = card if isinstance(card, str) else card.content
     return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
