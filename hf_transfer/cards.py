@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .artifacts import ADAPTER_CONFIG_NAME, DISCRIMINATOR_WEIGHTS_NAME, RUN_INFO_NAME
+from .modalities import get_modality, modality_of_task, task_of
 from .privacy import LOCAL_DATA, is_hub_id, sanitize, scrub_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,12 +34,6 @@ _ADVERSARIAL_METHODS = ("dann", "cdan")
 TEMPLATE_NAME = "hf_transfer_card.md"
 TEMPLATE_PATH = Path(__file__).parent / "templates" / TEMPLATE_NAME
 
-AUTO_CLASS_BY_TASK = {
-    "image-classification": "AutoModelForImageClassification",
-    "audio-classification": "AutoModelForAudioClassification",
-    "text-classification": "AutoModelForSequenceClassification",
-}
-MODALITY_BY_TASK = {"image-classification": "image", "audio-classification": "audio", "text-classification": "text"}
 METHOD_TITLES = {
     "dann": "domain-adversarial training (DANN) with a gradient reversal layer",
     "cdan": "conditional domain-adversarial training (CDAN) with a gradient reversal layer",
@@ -133,13 +128,9 @@ def native_adapter_loading(model_type: str | None, task: str) -> bool:
         from transformers.integrations import PeftAdapterMixin
         from transformers.models.auto import modeling_auto as auto
 
-        mapping = {
-            "image-classification": auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-            "audio-classification": auto.MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
-            "text-classification": auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-        }[task]
+        mapping = getattr(auto, get_modality(modality_of_task(task)).auto_mapping)  # ValueError: another task
         model_class = getattr(transformers, mapping[model_type])
-    except (ImportError, KeyError, AttributeError):
+    except (ImportError, KeyError, AttributeError, ValueError):
         return True
     return model_class.load_adapter is PeftAdapterMixin.load_adapter
 
@@ -296,8 +287,8 @@ def build_model_card(
     base = base_model or raw.get("base_model")
     info = sanitize(raw)
     base = base if is_hub_id(base) else None
-    task = info.get("task") or "image-classification"
-    modality = info.get("modality") or MODALITY_BY_TASK.get(task, "image")
+    task = info.get("task") or task_of("image")
+    modality = info.get("modality") or modality_of_task(task) or "image"
     view = method_view(info)
     method = view["method"]
     source, target = _as_dict(info.get("source_domain")), _as_dict(info.get("target_domain"))
@@ -356,7 +347,7 @@ def build_model_card(
         training_summary=_summary(
             _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
         ),
-        auto_class=AUTO_CLASS_BY_TASK.get(task, "AutoModelForImageClassification"),
+        auto_class=get_modality(modality_of_task(task) or "image").auto_model,
         native_loading=native_adapter_loading(raw.get("model_type"), task),
         model_type=raw.get("model_type") or "this architecture",
         has_discriminator=bool(raw.get("has_discriminator")),

@@ -38,8 +38,9 @@ from .alignment import (
     MinimumClassConfusionLoss,
     class_importance_weights,
 )
-from .backbones import TASK_BY_MODALITY, classification_head_modules, load_backbone
+from .backbones import classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
+from .modalities import infer_modality, task_of
 from .utils.io import atomic_directory_update, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 DISCRIMINATOR_WEIGHTS_NAME = "domain_discriminator.safetensors"
 DOMAIN_ADAPTATION_CONFIG_NAME = "domain_adaptation.json"
 _CLASSIFIER_ATTRIBUTES = ("classifier", "score", "fc", "head", "cls_head")
-_MODALITY_BY_INPUT = {"pixel_values": "image", "input_values": "audio", "input_features": "audio", "input_ids": "text"}
 
 
 class MissingClassifierError(ValueError):
@@ -80,14 +80,6 @@ def find_classifier(model: nn.Module) -> str:
         "AutoModelFor*Classification class (e.g. AutoModelForImageClassification.from_pretrained(id, num_labels=...)) "
         "or hf_transfer.backbones.load_backbone, which picks the right one."
     )
-
-
-def infer_modality(model: nn.Module) -> str:
-    """``image`` / ``audio`` / ``text`` from the backbone's main input name."""
-    main_input = getattr(model, "main_input_name", None)
-    if main_input not in _MODALITY_BY_INPUT:
-        raise ValueError(f"Cannot tell the modality of {type(model).__name__} (main input {main_input!r}).")
-    return _MODALITY_BY_INPUT[main_input]
 
 
 def pool_features(features: torch.Tensor) -> torch.Tensor:
@@ -233,7 +225,7 @@ class DomainAdaptationModel(nn.Module):
         metadata = {
             "base_model": base_name,
             "modality": modality,
-            "task": TASK_BY_MODALITY[modality],
+            "task": task_of(modality),
             "id2label": {str(k): v for k, v in backbone.config.id2label.items()},
             "label2id": {k: int(v) for k, v in backbone.config.label2id.items()},
             "classifier": classifier_name,

@@ -37,7 +37,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
     [
         "import hf_transfer",
         "import hf_transfer.cards",
-        "import hf_transfer.privacy, hf_transfer.artifacts",
+        "import hf_transfer.privacy, hf_transfer.artifacts, hf_transfer.modalities",
         "import hf_transfer.hub.push",
         "from hf_transfer.cli import build_parser; build_parser()",
     ],

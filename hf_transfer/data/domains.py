@@ -11,7 +11,7 @@ where the data came from:
   no label.  Unlabelled domains (``label_column=None`` or no label column /
   no class sub-folders) get ``Value("int64")`` filled with ``-1``.
 
-The modality is stored in the features, so :func:`infer_modality` recovers it
+The modality is stored in the features, so :func:`~hf_transfer.modalities.infer_modality` recovers it
 from any loaded domain.
 """
 
@@ -28,12 +28,17 @@ from typing import Any, Optional
 import datasets
 from datasets import Audio, ClassLabel, Dataset, Image, Value
 
-from .audio import AUDIO_EXTENSIONS
-from .image import IMAGE_EXTENSIONS, CenterCrop
+from ..modalities import (
+    ModalityMismatchError,
+    modality_of_column,
+    modality_of_dataset,
+    modality_of_feature,
+    modality_of_path,
+)
+from .image import CenterCrop
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = ("image", "audio", "text")
 INPUT_COLUMN_CANDIDATES = ("image", "img", "audio", "text", "sentence", "file", "path")
 SPLIT_DIR_NAMES = frozenset({"train", "validation", "valid", "val", "dev", "test", "eval"})
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -154,61 +159,6 @@ class DomainDataArguments:
             )
 
 
-# --------------------------------------------------------------------------- modality
-
-
-def modality_of_feature(feature: Any) -> str | None:
-    """``"image"``/``"audio"``/``"text"`` for a ``datasets`` feature, else None."""
-    if isinstance(feature, Image):
-        return "image"
-    if isinstance(feature, Audio):
-        return "audio"
-    if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
-        return "text"
-    return None
-
-
-def infer_modality(dataset: Dataset, column: str = "input") -> str:
-    """Modality of ``dataset[column]`` read from its feature type.
-
-    For a domain returned by :func:`load_domain` this is exact; string columns
-    whose values are media file paths are reported as image/audio.
-    """
-    if column not in dataset.column_names:
-        raise ValueError(f"Column {column!r} not in dataset columns {dataset.column_names}")
-    modality = modality_of_feature(dataset.features[column])
-    if modality == "text":
-        modality = _modality_of_paths(_head(dataset, column)) or "text"
-    if modality is None:
-        raise ValueError(
-            f"Cannot infer modality of column {column!r} with feature {dataset.features[column]}; "
-            "expected an Image, Audio or string column."
-        )
-    return modality
-
-
-def modality_of_path(path: str) -> str | None:
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext in IMAGE_EXTENSIONS:
-        return "image"
-    if ext in AUDIO_EXTENSIONS:
-        return "audio"
-    return None
-
-
-def _modality_of_paths(values: list[Any]) -> str | None:
-    """image/audio if every non-empty string value ends in a media extension."""
-    strings = [v for v in values if isinstance(v, str) and v]
-    if not strings:
-        return None
-    kinds = {modality_of_path(v) for v in strings}
-    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
-
-
-def _head(dataset: Dataset, column: str, n: int = 20) -> list[Any]:
-    return list(dataset.select(range(min(n, len(dataset))))[column])
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -223,7 +173,7 @@ def load_domain(
 
     ``split`` overrides ``args.split`` (pass ``args.eval_split`` for evaluation
     data).  ``modality`` (``"image"``/``"audio"``/``"text"``), when given, is
-    checked against what the data contains.  Use :func:`infer_modality` on the
+    checked against what the data contains.  Use :func:`~hf_transfer.modalities.infer_modality` on the
     result to get the detected modality.  ``seed`` drives the ``max_examples``
     subset.
     """
@@ -263,9 +213,9 @@ def load_domain(
         # dataset is not rewritten to the cache (add_column would flatten an index first).
         ds = ds.select(keep_rows)
 
-    detected = infer_modality(ds)
+    detected = modality_of_dataset(ds)
     if modality is not None and modality != detected:
-        raise ValueError(
+        raise ModalityMismatchError(
             f"Domain {args.dataset!r} contains {detected} data but modality={modality!r} was requested; "
             "check input_column or the dataset path."
         )
@@ -387,9 +337,7 @@ def _to_domain(
     if input_column != "input":
         ds = ds.rename_column(input_column, "input")
     feature = ds.features["input"]
-    modality = modality_of_feature(feature)
-    if modality == "text":
-        modality = _modality_of_paths(_head(ds, "input")) or "text"
+    modality = modality_of_column(ds, "input")
     if modality == "image" and not (isinstance(feature, Image) and not feature.decode):
         ds = ds.cast_column("input", Image(decode=False))
     elif modality == "audio" and not (isinstance(feature, Audio) and not feature.decode):
@@ -552,7 +500,7 @@ def _resolve_paths(ds: Dataset, base: str, args: DomainDataArguments) -> Dataset
     column = args.input_column or _detect_input_column(ds)
     if column not in ds.column_names or modality_of_feature(ds.features[column]) != "text":
         return ds
-    if _modality_of_paths(_head(ds, column)) is None:
+    if modality_of_column(ds, column) == "text":  # text, not media file paths
         return ds
 
     def resolve(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

@@ -19,6 +19,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 
 from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME
 from ..cards import load_run_info
+from ..modalities import Modality, get_modality, modality_of_architectures, modality_of_task
 from ..privacy import is_hub_id
 from .push import _http_status
 
@@ -37,11 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # What loading downloads: never pickles (*.bin, *.pt, *.pkl) and never code (*.py).
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "README.md"]
-AUTO_CLASSES = {
-    "image-classification": "AutoModelForImageClassification",
-    "audio-classification": "AutoModelForAudioClassification",
-    "text-classification": "AutoModelForSequenceClassification",
-}
 
 
 class HubLoadError(RuntimeError):
@@ -96,49 +92,41 @@ def _local_or_download(repo_id_or_path: str | os.PathLike, revision: str | None,
     raise HubLoadError(f"{str(repo_id_or_path)!r} is neither a local directory nor a Hub repo id.")
 
 
-def _task_and_info(directory: Path) -> tuple[str, dict[str, Any]]:
+def _modality_and_info(directory: Path) -> tuple[Modality, dict[str, Any]]:
+    """The modality from the run info's task, else from the saved config's architectures (else image)."""
     info = load_run_info(directory)
-    task = info.get("task")
-    if task not in AUTO_CLASSES:
+    modality = modality_of_task(info.get("task"))
+    if modality is None:
         config_path = directory / "config.json"
         architectures = json.loads(config_path.read_text()).get("architectures", []) if config_path.is_file() else []
-        arch = " ".join(architectures)
-        task = (
-            "audio-classification" if "AudioClassification" in arch or "Wav2Vec2" in arch
-            else "text-classification" if "SequenceClassification" in arch
-            else "image-classification"
-        )
-    return task, info
+        modality = modality_of_architectures(architectures) or "image"
+    return get_modality(modality), info
 
 
-def _load_processor(directory: Path, task: str, trust_remote_code: bool) -> Processor:
+def _load_processor(directory: Path, modality: Modality, trust_remote_code: bool) -> Processor:
     import transformers
 
-    loaders = {
-        "image-classification": transformers.AutoImageProcessor,
-        "audio-classification": transformers.AutoFeatureExtractor,
-        "text-classification": transformers.AutoTokenizer,
-    }
     try:
-        return loaders[task].from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+        auto_processor = getattr(transformers, modality.auto_processor)
+        return auto_processor.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
     except (OSError, ValueError):
         return transformers.AutoProcessor.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
 
 
 def _load_peft(
     directory: Path, *, token: str | None, trust_remote_code: bool, is_trainable: bool
-) -> tuple[PeftModel, str, dict[str, Any]]:
+) -> tuple[PeftModel, Modality, dict[str, Any]]:
     import transformers
     from peft import PeftModel
 
     if not (directory / ADAPTER_WEIGHTS_NAME).is_file():
         raise HubLoadError(f"{ADAPTER_WEIGHTS_NAME} is missing: only safetensors adapters are loaded.")
-    task, info = _task_and_info(directory)
+    modality, info = _modality_and_info(directory)
     adapter_config = json.loads((directory / ADAPTER_CONFIG_NAME).read_text())
     base = adapter_config.get("base_model_name_or_path")
     if not base:
         raise HubLoadError(f"{ADAPTER_CONFIG_NAME} does not name its base model.")
-    auto_class = getattr(transformers, AUTO_CLASSES[task])
+    auto_class = getattr(transformers, modality.auto_model)
     kwargs: dict[str, Any] = dict(use_safetensors=True, trust_remote_code=trust_remote_code, token=token)
     if adapter_config.get("revision"):
         kwargs["revision"] = adapter_config["revision"]
@@ -150,7 +138,7 @@ def _load_peft(
     except OSError as exc:
         raise HubLoadError(f"Could not load the base model '{base}': {exc}") from None
     model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=is_trainable)
-    return model, task, info
+    return model, modality, info
 
 
 def load_adapted_model(
@@ -167,11 +155,11 @@ def load_adapted_model(
     transformers model with the LoRA weights folded in.
     """
     directory = _local_or_download(repo_id_or_path, revision, token)
-    model, task, _ = _load_peft(directory, token=token, trust_remote_code=trust_remote_code, is_trainable=False)
+    model, modality, _ = _load_peft(directory, token=token, trust_remote_code=trust_remote_code, is_trainable=False)
     if merge:
         model = model.merge_and_unload()
     model.eval()
-    return model, _load_processor(directory, task, trust_remote_code)
+    return model, _load_processor(directory, modality, trust_remote_code)
 
 
 @dataclass
@@ -196,11 +184,12 @@ def load_for_continued_adaptation(
     from safetensors.torch import load_file
 
     directory = _local_or_download(repo_id_or_path, revision, token)
-    model, task, info = _load_peft(directory, token=token, trust_remote_code=trust_remote_code, is_trainable=True)
+    model, modality, info = _load_peft(directory, token=token, trust_remote_code=trust_remote_code, is_trainable=True)
     model.train()
     disc_path = directory / DISCRIMINATOR_WEIGHTS_NAME
     discriminator = load_file(str(disc_path)) if disc_path.is_file() else None
-    return ContinuedAdaptation(model, _load_processor(directory, task, trust_remote_code), discriminator, info, str(directory))
+    processor = _load_processor(directory, modality, trust_remote_code)
+    return ContinuedAdaptation(model, processor, discriminator, info, str(directory))
 
 
 __all__ = [
