@@ -17,9 +17,10 @@ from .augmentation import AUGMENTATIONS, ImageAugmentation, build_image_augmenta
 from .audio_augmentation import AUDIO_AUGMENTATIONS, AudioAugmentation, build_audio_augmentation
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
 from ..modalities import ModalityMismatchError, infer_modality
-from .domains import DomainDataArguments, load_domain
+from .loaders import load_domain
 from .image import IMAGE_EXTENSIONS, CenterCrop, ImageDecodeError, load_image
 from .labels import align_labels, label_names, parse_label_mapping
+from .schema import DomainDataArguments
 from .preprocessing import (
     BadExamplesError,
     DomainTransform,
