@@ -22,13 +22,16 @@ import inspect
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import transformers
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.models.auto import modeling_auto
 
 from .modalities import MODALITIES, ModalityMismatchError, get_modality, task_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .modalities import Processor
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class Backbone:
     """A classification model sized for the label set, with the preprocessor that feeds it."""
 
     model: PreTrainedModel
-    processor: Any
+    processor: Processor | None
     modality: str
     task: str
     name_or_path: str
@@ -192,7 +195,7 @@ def detect_modality(config: PretrainedConfig, modality: str | None = None, *, tr
     return modality
 
 
-def _model_class(config: PretrainedConfig, modality: str, trust_remote_code: bool) -> Any:
+def _model_class(config: PretrainedConfig, modality: str, trust_remote_code: bool) -> type[PreTrainedModel]:
     """The concrete class to load, preferring one whose ``forward`` takes ``labels``.
 
     ``AutoModelForImageClassification`` follows ``config.architectures``, which for distilled DeiT
@@ -248,7 +251,7 @@ def _pickle_message(name_or_path: str, found: list[str] | None = None) -> str:
 
 def _load_processor(
     name_or_path: str, modality: str, hub_kwargs: dict[str, Any], trust_remote_code: bool
-) -> Any:
+) -> Processor:
     try:
         auto_processor = getattr(transformers, get_modality(modality).auto_processor)
         return auto_processor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **hub_kwargs)
@@ -288,7 +291,7 @@ def load_backbone(
     token: str | bool | None = None,
     trust_remote_code: bool = False,
     cache_dir: str | os.PathLike | None = None,
-    processor: Any = None,
+    processor: Processor | None = None,
     load_processor: bool = True,
     random_init: bool = False,
     **model_kwargs: Any,
@@ -376,7 +379,7 @@ def load_backbone(
     )
 
 
-def _ensure_padding(processor: Any, config: PretrainedConfig) -> None:
+def _ensure_padding(processor: Processor, config: PretrainedConfig) -> None:
     """Decoder-style tokenizers (GPT-2, Llama) lack a pad token; sequence classifiers need one to batch."""
     tokenizer = getattr(processor, "tokenizer", processor)
     if getattr(tokenizer, "pad_token", "") is None and getattr(tokenizer, "eos_token", None) is not None:

@@ -155,11 +155,11 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
     return info
 
 
-def _as_dict(value: Any) -> dict:
+def _as_dict(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if value is None or value == "":

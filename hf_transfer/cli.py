@@ -17,7 +17,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import ModelArguments, SourceDataArguments, SourcePretrainingArguments, TargetDataArguments
+    from .training_args import DomainAdaptationArguments
+
+    TrainArguments = tuple[
+        ModelArguments, SourceDataArguments, TargetDataArguments, DomainAdaptationArguments, SourcePretrainingArguments
+    ]
 
 SECTIONS = ("model", "source", "target", "training", "pretraining")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -102,7 +110,7 @@ def _to_argv(values: dict[str, Any]) -> list[str]:
     return argv
 
 
-def parse_train_arguments(config_path: str | None, overrides: list[str]) -> tuple[Any, ...]:
+def parse_train_arguments(config_path: str | None, overrides: list[str]) -> TrainArguments:
     """Config file + ``--section.field value`` overrides → (model, source, target, training, pretraining)."""
     from transformers import HfArgumentParser
 

@@ -18,9 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import TypeAlias
+
     from datasets import Dataset
     from datasets.features.features import FeatureType
     from torch import nn
+    from transformers import FeatureExtractionMixin, ImageProcessingMixin, PreTrainedTokenizerBase, ProcessorMixin
+
+    #: What feeds a backbone: one of the table's processor kinds, or a multimodal bundle of them.
+    Processor: TypeAlias = ImageProcessingMixin | FeatureExtractionMixin | PreTrainedTokenizerBase | ProcessorMixin
 
 
 class ModalityMismatchError(ValueError):

@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from datasets import Dataset
@@ -31,6 +31,11 @@ from ..modalities import (
 from .audio import AudioDecodeError, load_audio, read_audio
 from .image import CenterCrop, ImageDecodeError, describe_source, load_image
 
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from ..modalities import Processor
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +46,7 @@ class BadExamplesError(ValueError):
 # --------------------------------------------------------------------------- modality checks
 
 
-def modalities_of(obj: Any) -> set[str]:
+def modalities_of(obj: str | Processor | nn.Module) -> set[str]:
     """Modalities a processor, tokenizer, feature extractor or model accepts.
 
     Works on strings (``"image"``), ``ProcessorMixin`` bundles (one entry per
@@ -69,7 +74,9 @@ def _processor_base(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def check_modality(expected: Any, data_modality: str, *, backbone: str | None = None) -> None:
+def check_modality(
+    expected: str | Processor | nn.Module, data_modality: str, *, backbone: str | None = None
+) -> None:
     """Raise :class:`ModalityMismatchError` if ``data_modality`` is not accepted.
 
     ``expected`` is a modality string, a processor/tokenizer/feature extractor
@@ -97,7 +104,7 @@ def check_modality(expected: Any, data_modality: str, *, backbone: str | None = 
 # --------------------------------------------------------------------------- transform
 
 
-def _component(processor: Any, modality: str) -> Any:
+def _component(processor: Processor, modality: str) -> Processor:
     """The part of a (possibly multimodal) processor that handles ``modality``."""
     return getattr(processor, get_modality(modality).processor_attribute, None) or processor
 
@@ -117,7 +124,7 @@ class DomainTransform:
     processes started with ``spawn`` (macOS/Windows).
     """
 
-    processor: Any
+    processor: Processor
     modality: str
     max_length: int | None = None
     max_duration_s: float | None = None
@@ -198,7 +205,7 @@ class DomainTransform:
 
 
 def build_transform(
-    processor: Any,
+    processor: Processor,
     modality: str,
     *,
     max_length: int | None = None,
@@ -245,7 +252,7 @@ def build_transform(
 
 def prepare_domain(
     dataset: Dataset,
-    processor: Any,
+    processor: Processor,
     *,
     modality: str | None = None,
     **transform_kwargs: Any,

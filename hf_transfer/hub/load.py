@@ -26,15 +26,9 @@ from .push import _http_status
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from peft import PeftModel
-    from transformers import (
-        FeatureExtractionMixin,
-        ImageProcessingMixin,
-        PreTrainedModel,
-        PreTrainedTokenizerBase,
-        ProcessorMixin,
-    )
+    from transformers import PreTrainedModel
 
-    Processor = ProcessorMixin | ImageProcessingMixin | FeatureExtractionMixin | PreTrainedTokenizerBase
+    from ..modalities import Processor
 
 # What loading downloads: never pickles (*.bin, *.pt, *.pkl) and never code (*.py).
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "README.md"]
