@@ -22,63 +22,25 @@ import inspect
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import transformers
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoImageProcessor,
-    AutoModelForAudioClassification,
-    AutoModelForImageClassification,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PretrainedConfig,
-    PreTrainedModel,
-)
-from transformers.models.auto.modeling_auto import (
-    MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
-    MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-)
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers.models.auto import modeling_auto
+
+from .modalities import MODALITIES, ModalityMismatchError, get_modality, task_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .modalities import Processor
 
 logger = logging.getLogger(__name__)
 
-# Order matters: a model type listed for several modalities (e.g. ``perceiver``) resolves to the
-# first one unless its ``architectures`` or the caller's ``modality=`` say otherwise.
-MODALITIES = ("image", "audio", "text")
-TASK_BY_MODALITY = {"image": "image-classification", "audio": "audio-classification", "text": "text-classification"}
-_MAPPING_NAMES = {
-    "image": MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-    "audio": MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
-    "text": MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-}
-_AUTO_MODEL = {
-    "image": AutoModelForImageClassification,
-    "audio": AutoModelForAudioClassification,
-    "text": AutoModelForSequenceClassification,
-}
-_AUTO_PROCESSOR = {"image": AutoImageProcessor, "audio": AutoFeatureExtractor, "text": AutoTokenizer}
-_PROCESSOR_FILES = {
-    "image": "preprocessor_config.json (an image processor)",
-    "audio": "preprocessor_config.json (a feature extractor)",
-    "text": "tokenizer.json / tokenizer_config.json (a tokenizer)",
-}
-_EXAMPLE_CHECKPOINT = {
-    "image": "google/vit-base-patch16-224-in21k",
-    "audio": "facebook/wav2vec2-base",
-    "text": "sentence-transformers/all-MiniLM-L6-v2",
-}
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
 
 
 class BackboneError(ValueError):
     """A checkpoint hf_transfer cannot (or will not) use as a classification backbone."""
-
-
-class ModalityMismatchError(BackboneError):
-    """The checkpoint's modality is not the data's."""
 
 
 class MissingProcessorError(BackboneError):
@@ -90,7 +52,7 @@ class Backbone:
     """A classification model sized for the label set, with the preprocessor that feeds it."""
 
     model: PreTrainedModel
-    processor: Any
+    processor: Processor | None
     modality: str
     task: str
     name_or_path: str
@@ -104,50 +66,50 @@ class Backbone:
 
 @dataclass(frozen=True)
 class BackboneFamily:
-    """One row of the "supported backbones" table."""
+    """One row of the "supported backbones" table; the classes it loads with default to its modality's."""
 
     modality: str
     example_checkpoint: str
     model_type: str
-    auto_class: str
-    processor_class: str
     lora_policy: str
     notes: str = ""
+    auto_class: str = ""
+    processor_class: str = ""
+
+    def __post_init__(self) -> None:
+        row = get_modality(self.modality)
+        object.__setattr__(self, "auto_class", self.auto_class or row.auto_model)
+        object.__setattr__(self, "processor_class", self.processor_class or row.auto_processor)
 
 
 _ATTENTION = "attention (q/k/v/out projections)"
 BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
-    "vit": BackboneFamily("image", "google/vit-base-patch16-224-in21k", "vit", "AutoModelForImageClassification", "AutoImageProcessor", _ATTENTION),
+    "vit": BackboneFamily("image", "google/vit-base-patch16-224-in21k", "vit", _ATTENTION),
     "deit": BackboneFamily(
-        "image", "facebook/deit-small-patch16-224", "deit", "AutoModelForImageClassification", "AutoImageProcessor", _ATTENTION,
+        "image", "facebook/deit-small-patch16-224", "deit", _ATTENTION,
         "distilled checkpoints load as DeiTForImageClassification (the teacher variant cannot train)",
     ),
-    "beit": BackboneFamily("image", "microsoft/beit-base-patch16-224", "beit", "AutoModelForImageClassification", "AutoImageProcessor", _ATTENTION),
-    "swin": BackboneFamily("image", "microsoft/swin-tiny-patch4-window7-224", "swin", "AutoModelForImageClassification", "AutoImageProcessor", _ATTENTION),
-    "dinov2": BackboneFamily("image", "facebook/dinov2-small", "dinov2", "AutoModelForImageClassification", "AutoImageProcessor", _ATTENTION),
-    "resnet": BackboneFamily(
-        "image", "microsoft/resnet-50", "resnet", "AutoModelForImageClassification", "AutoImageProcessor",
-        "conv (every nn.Conv2d)",
-    ),
+    "beit": BackboneFamily("image", "microsoft/beit-base-patch16-224", "beit", _ATTENTION),
+    "swin": BackboneFamily("image", "microsoft/swin-tiny-patch4-window7-224", "swin", _ATTENTION),
+    "dinov2": BackboneFamily("image", "facebook/dinov2-small", "dinov2", _ATTENTION),
+    "resnet": BackboneFamily("image", "microsoft/resnet-50", "resnet", "conv (every nn.Conv2d)"),
     "timm": BackboneFamily(
-        "image", "timm/resnet50.a1_in1k", "timm_wrapper", "AutoModelForImageClassification (TimmWrapperForImageClassification)",
-        "AutoImageProcessor (TimmWrapperImageProcessor)", "auto: attention for timm ViTs, conv for CNNs",
+        "image", "timm/resnet50.a1_in1k", "timm_wrapper", "auto: attention for timm ViTs, conv for CNNs",
         "grouped convs are skipped unless the LoRA rank is a multiple of their groups",
+        auto_class="AutoModelForImageClassification (TimmWrapperForImageClassification)",
+        processor_class="AutoImageProcessor (TimmWrapperImageProcessor)",
     ),
-    "wav2vec2": BackboneFamily("audio", "facebook/wav2vec2-base", "wav2vec2", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
-    "hubert": BackboneFamily("audio", "facebook/hubert-base-ls960", "hubert", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
+    "wav2vec2": BackboneFamily("audio", "facebook/wav2vec2-base", "wav2vec2", _ATTENTION),
+    "hubert": BackboneFamily("audio", "facebook/hubert-base-ls960", "hubert", _ATTENTION),
     "wavlm": BackboneFamily(
-        "audio", "microsoft/wavlm-base-plus", "wavlm", "AutoModelForAudioClassification", "AutoFeatureExtractor",
-        "feed-forward (intermediate_dense, output_dense)",
+        "audio", "microsoft/wavlm-base-plus", "wavlm", "feed-forward (intermediate_dense, output_dense)",
         "its attention passes q/k/v/out weights to F.multi_head_attention_forward, so LoRA cannot go there",
     ),
-    "bert": BackboneFamily("text", "google-bert/bert-base-uncased", "bert", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION),
-    "roberta": BackboneFamily("text", "FacebookAI/roberta-base", "roberta", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION),
-    "distilbert": BackboneFamily(
-        "text", "distilbert/distilbert-base-uncased", "distilbert", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION
-    ),
+    "bert": BackboneFamily("text", "google-bert/bert-base-uncased", "bert", _ATTENTION),
+    "roberta": BackboneFamily("text", "FacebookAI/roberta-base", "roberta", _ATTENTION),
+    "distilbert": BackboneFamily("text", "distilbert/distilbert-base-uncased", "distilbert", _ATTENTION),
     "minilm": BackboneFamily(
-        "text", "sentence-transformers/all-MiniLM-L6-v2", "bert", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION,
+        "text", "sentence-transformers/all-MiniLM-L6-v2", "bert", _ATTENTION,
         "a BertModel checkpoint: the classification head is added fresh",
     ),
 }
@@ -171,17 +133,28 @@ def _class_names(entry: str | tuple[str, ...]) -> tuple[str, ...]:
     return (entry,) if isinstance(entry, str) else tuple(entry)
 
 
+def _mapping_names(modality: str) -> dict[str, str | tuple[str, ...]]:
+    """transformers' model type → classifier class name(s) for ``modality`` (e.g. ``MODEL_FOR_IMAGE_..._NAMES``)."""
+    return getattr(modeling_auto, get_modality(modality).auto_mapping)
+
+
+def _auto_model(modality: str) -> type:
+    return getattr(transformers, get_modality(modality).auto_model)
+
+
 def _candidate_modalities(config: PretrainedConfig, trust_remote_code: bool) -> list[str]:
     """Modalities for which transformers has a classification class for this config, best first."""
     model_type = getattr(config, "model_type", "")
-    candidates = [m for m in MODALITIES if model_type in _MAPPING_NAMES[m]]
+    # MODALITIES' order matters: a model type listed for several modalities (e.g. ``perceiver``) resolves
+    # to the first one unless its ``architectures`` or the caller's ``modality=`` say otherwise.
+    candidates = [m for m in MODALITIES if model_type in _mapping_names(m)]
     if trust_remote_code:
         auto_map = getattr(config, "auto_map", None) or {}
-        candidates += [m for m in MODALITIES if _AUTO_MODEL[m].__name__ in auto_map and m not in candidates]
+        candidates += [m for m in MODALITIES if get_modality(m).auto_model in auto_map and m not in candidates]
     architectures = set(getattr(config, "architectures", None) or [])
     if len(candidates) > 1 and architectures:
         # e.g. perceiver: PerceiverForImageClassificationLearned vs PerceiverForSequenceClassification
-        named = [m for m in candidates if architectures & set(_class_names(_MAPPING_NAMES[m].get(model_type, ())))]
+        named = [m for m in candidates if architectures & set(_class_names(_mapping_names(m).get(model_type, ())))]
         candidates = named + [m for m in candidates if m not in named]
     return candidates
 
@@ -206,7 +179,8 @@ def detect_modality(config: PretrainedConfig, modality: str | None = None, *, tr
             f"Model type {model_type!r} has no image, audio or sequence classification class in transformers "
             f"{transformers.__version__} (AutoModelForImageClassification / AutoModelForAudioClassification / "
             "AutoModelForSequenceClassification), so it cannot be a classification backbone here. "
-            f"Pick a checkpoint from hf_transfer.backbones.BACKBONE_FAMILIES, e.g. {_EXAMPLE_CHECKPOINT[modality or 'image']}."
+            "Pick a checkpoint from hf_transfer.backbones.BACKBONE_FAMILIES, e.g. "
+            f"{get_modality(modality or 'image').example_checkpoint}."
         )
     if modality is None:
         return candidates[0]
@@ -214,22 +188,23 @@ def detect_modality(config: PretrainedConfig, modality: str | None = None, *, tr
         name = getattr(config, "name_or_path", "") or "The checkpoint"
         raise ModalityMismatchError(
             f"{name}: {model_type!r} is {_a(candidates[0])} backbone but the data is {modality}; "
-            f"use {_a(modality)} checkpoint such as {_EXAMPLE_CHECKPOINT[modality]} (or pass modality={candidates[0]!r} "
+            f"use {_a(modality)} checkpoint such as {get_modality(modality).example_checkpoint} "
+            f"(or pass modality={candidates[0]!r} "
             f"if the data really is {candidates[0]})."
         )
     return modality
 
 
-def _model_class(config: PretrainedConfig, modality: str, trust_remote_code: bool) -> Any:
+def _model_class(config: PretrainedConfig, modality: str, trust_remote_code: bool) -> type[PreTrainedModel]:
     """The concrete class to load, preferring one whose ``forward`` takes ``labels``.
 
     ``AutoModelForImageClassification`` follows ``config.architectures``, which for distilled DeiT
     checkpoints is ``DeiTForImageClassificationWithTeacher``: an inference-only class without a loss.
     """
-    auto_class = _AUTO_MODEL[modality]
+    auto_class = _auto_model(modality)
     if trust_remote_code and auto_class.__name__ in (getattr(config, "auto_map", None) or {}):
         return auto_class  # the repo's own code, explicitly trusted
-    entry = _MAPPING_NAMES[modality].get(getattr(config, "model_type", ""))
+    entry = _mapping_names(modality).get(getattr(config, "model_type", ""))
     if entry is None:
         return auto_class
     classes = [getattr(transformers, name) for name in _class_names(entry) if hasattr(transformers, name)]
@@ -276,12 +251,14 @@ def _pickle_message(name_or_path: str, found: list[str] | None = None) -> str:
 
 def _load_processor(
     name_or_path: str, modality: str, hub_kwargs: dict[str, Any], trust_remote_code: bool
-) -> Any:
+) -> Processor:
     try:
-        return _AUTO_PROCESSOR[modality].from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **hub_kwargs)
+        auto_processor = getattr(transformers, get_modality(modality).auto_processor)
+        return auto_processor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **hub_kwargs)
     except (OSError, ValueError) as err:
         raise MissingProcessorError(
-            f"Could not load the {modality} preprocessor of {name_or_path}: it needs {_PROCESSOR_FILES[modality]} "
+            f"Could not load the {modality} preprocessor of {name_or_path}: "
+            f"it needs {get_modality(modality).processor_files} "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Save it next to the weights "
             "(processor.save_pretrained(path)) or pass processor= to load_backbone."
         ) from err
@@ -314,7 +291,7 @@ def load_backbone(
     token: str | bool | None = None,
     trust_remote_code: bool = False,
     cache_dir: str | os.PathLike | None = None,
-    processor: Any = None,
+    processor: Processor | None = None,
     load_processor: bool = True,
     random_init: bool = False,
     **model_kwargs: Any,
@@ -371,7 +348,7 @@ def load_backbone(
     if random_init:
         model = model_class(config)
         logger.info("Built %s from %s with random weights.", type(model).__name__, name_or_path)
-        return Backbone(model=model, processor=processor, modality=resolved, task=TASK_BY_MODALITY[resolved],
+        return Backbone(model=model, processor=processor, modality=resolved, task=task_of(resolved),
                         name_or_path=name_or_path, model_type=getattr(config, "model_type", ""))
     try:
         model = model_class.from_pretrained(
@@ -396,13 +373,13 @@ def load_backbone(
         model=model,
         processor=processor,
         modality=resolved,
-        task=TASK_BY_MODALITY[resolved],
+        task=task_of(resolved),
         name_or_path=name_or_path,
         model_type=getattr(config, "model_type", ""),
     )
 
 
-def _ensure_padding(processor: Any, config: PretrainedConfig) -> None:
+def _ensure_padding(processor: Processor, config: PretrainedConfig) -> None:
     """Decoder-style tokenizers (GPT-2, Llama) lack a pad token; sequence classifiers need one to batch."""
     tokenizer = getattr(processor, "tokenizer", processor)
     if getattr(tokenizer, "pad_token", "") is None and getattr(tokenizer, "eos_token", None) is not None:

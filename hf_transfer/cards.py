@@ -7,30 +7,28 @@ and must never leak local paths, user names or tokens from the machine that trai
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from .artifacts import ADAPTER_CONFIG_NAME, DISCRIMINATOR_WEIGHTS_NAME, RUN_INFO_NAME
+from .modalities import get_modality, modality_of_task, task_of
+from .privacy import LOCAL_DATA, is_hub_id, sanitize, scrub_text
 
+if TYPE_CHECKING:  # pragma: no cover
+    from huggingface_hub import EvalResult, ModelCard
 
+# huggingface_hub's card classes are imported where a card is built: the CLI reads DOMAINS from here
+# for its --help, which then starts in a fraction of a second.
+
+# The card's domain sections; training_args (hub_card_domain) and the push CLI (--domain) read it from here.
 DOMAINS = ("generic", "medical", "finance", "speech")
-LOCAL_DATA = "local data"
 TEMPLATE_NAME = "hf_transfer_card.md"
 TEMPLATE_PATH = Path(__file__).parent / "templates" / TEMPLATE_NAME
-
-AUTO_CLASS_BY_TASK = {
-    "image-classification": "AutoModelForImageClassification",
-    "audio-classification": "AutoModelForAudioClassification",
-    "text-classification": "AutoModelForSequenceClassification",
-}
-MODALITY_BY_TASK = {"image-classification": "image", "audio-classification": "audio", "text-classification": "text"}
-
 
 def _conditioning_summary(info: Mapping) -> str:
     """CDAN's conditioning in words: which multilinear map, and whether entropy conditioning was on."""
@@ -71,69 +69,7 @@ def method_view(info: Mapping) -> dict[str, Any]:
         "objective_summary": " + ".join(["classification loss", *terms]),
     }
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
-_EMBEDDED_PATH = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?[\\/][^\s'\"`,;)]+")
-_TOKEN = re.compile(r"\b(hf|api_org)_[A-Za-z0-9]{16,}\b")
-_GENERIC_ACCOUNTS = {"root", "user", "admin", "ubuntu", "runner", "jovyan", "app"}
 
-
-# ----------------------------------------------------------------------------- sanitising
-def looks_like_local_path(value: str) -> bool:
-    """True for strings that name a file-system location rather than a Hub id."""
-    value = value.strip()
-    if not value:
-        return False
-    if value.startswith(("/", "~", "./", "../", ".\\", "file:")) or re.match(r"^[A-Za-z]:[\\/]", value):
-        return True
-    if re.match(r"^[a-z][a-z0-9+.\-]*://", value):  # a URL (file:// was handled above)
-        return False
-    if re.fullmatch(r"refs/(convert|pr|heads|tags)/[\w.\-]+", value):  # a Hub git ref (refs/convert/parquet)
-        return False
-    if "\\" in value or value.count("/") > 1:
-        return True
-    home = os.path.expanduser("~")
-    return bool(home and home != "/" and home in value)
-
-
-def is_hub_id(value: Any) -> bool:
-    """A plausible Hub repo id (``name`` or ``namespace/name``), not a local path."""
-    return isinstance(value, str) and not looks_like_local_path(value) and bool(_HUB_ID.match(value))
-
-
-def _username() -> str | None:
-    try:
-        name = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return None
-    return name if name and len(name) >= 3 and name.lower() not in _GENERIC_ACCOUNTS else None
-
-
-def scrub_text(text: str) -> str:
-    """Remove tokens, the home directory and the local user name from free text."""
-    text = _TOKEN.sub("[redacted]", text)
-    home = os.path.expanduser("~")
-    if home and home != "/":
-        text = text.replace(home, LOCAL_DATA)
-    user = _username()
-    if user:
-        text = re.sub(rf"\b{re.escape(user)}\b", "[user]", text)
-    return text
-
-
-def sanitize(value: Any) -> Any:
-    """Recursively replace local paths by ``"local data"`` and scrub secrets from strings."""
-    if isinstance(value, str):
-        if looks_like_local_path(value) and " " not in value.strip():
-            return LOCAL_DATA
-        return scrub_text(_EMBEDDED_PATH.sub(LOCAL_DATA, value))
-    if isinstance(value, Mapping):
-        return {str(k): sanitize(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [sanitize(v) for v in value]
-    return value
-
-
-# ----------------------------------------------------------------------------- run info
 def native_adapter_loading(model_type: str | None, task: str) -> bool:
     """Whether transformers' own PEFT integration can load an adapter repo for this architecture.
 
@@ -147,13 +83,9 @@ def native_adapter_loading(model_type: str | None, task: str) -> bool:
         from transformers.integrations import PeftAdapterMixin
         from transformers.models.auto import modeling_auto as auto
 
-        mapping = {
-            "image-classification": auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-            "audio-classification": auto.MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
-            "text-classification": auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-        }[task]
+        mapping = getattr(auto, get_modality(modality_of_task(task)).auto_mapping)  # ValueError: another task
         model_class = getattr(transformers, mapping[model_type])
-    except (ImportError, KeyError, AttributeError):
+    except (ImportError, KeyError, AttributeError, ValueError):
         return True
     return model_class.load_adapter is PeftAdapterMixin.load_adapter
 
@@ -164,10 +96,10 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
 
     directory = Path(output_dir)
     info: dict = {}
-    if (directory / "domain_adaptation.json").is_file():
+    if (directory / RUN_INFO_NAME).is_file():
         info = RunInfo.read(directory).to_dict()
-    if (directory / "adapter_config.json").is_file():
-        adapter = json.loads((directory / "adapter_config.json").read_text())
+    if (directory / ADAPTER_CONFIG_NAME).is_file():
+        adapter = json.loads((directory / ADAPTER_CONFIG_NAME).read_text())
         info.setdefault("base_model", adapter.get("base_model_name_or_path"))
         base_config = Path(str(adapter.get("base_model_name_or_path") or "")) / "config.json"
         for config_path in (directory / "config.json", base_config):
@@ -175,15 +107,15 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
                 info["model_type"] = json.loads(config_path.read_text()).get("model_type")
         if not info.get("lora"):
             info["lora"] = {k: adapter.get(k) for k in ("r", "lora_alpha", "lora_dropout", "target_modules") if k in adapter}
-    info["has_discriminator"] = (directory / "domain_discriminator.safetensors").is_file()
+    info["has_discriminator"] = (directory / DISCRIMINATOR_WEIGHTS_NAME).is_file()
     return info
 
 
-def _as_dict(value: Any) -> dict:
+def _as_dict(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if value is None or value == "":
@@ -226,6 +158,8 @@ def _metric(metrics: Mapping, split: str, name: str) -> float | None:
 
 def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
     """model-index entries: accuracy and macro-F1 per domain, for this model and the source-only baseline."""
+    from huggingface_hub import EvalResult
+
     metrics = _as_dict(info.get("metrics"))
     baseline = _as_dict(_as_dict(info.get("baseline")).get("metrics"))
     method = info.get("method", "dann")
@@ -302,14 +236,16 @@ def build_model_card(
     ``base_model`` overrides the recorded base (pass the Hub id when training used a local
     checkpoint); local paths are never written: they become ``"local data"`` or are omitted.
     """
+    from huggingface_hub import ModelCard, ModelCardData
+
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     raw = dict(output_dir_or_info) if isinstance(output_dir_or_info, Mapping) else load_run_info(output_dir_or_info)
     base = base_model or raw.get("base_model")
     info = sanitize(raw)
     base = base if is_hub_id(base) else None
-    task = info.get("task") or "image-classification"
-    modality = info.get("modality") or MODALITY_BY_TASK.get(task, "image")
+    task = info.get("task") or task_of("image")
+    modality = info.get("modality") or modality_of_task(task) or "image"
     view = method_view(info)
     method = view["method"]
     source, target = _as_dict(info.get("source_domain")), _as_dict(info.get("target_domain"))
@@ -368,7 +304,7 @@ def build_model_card(
         training_summary=_summary(
             _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
         ),
-        auto_class=AUTO_CLASS_BY_TASK.get(task, "AutoModelForImageClassification"),
+        auto_class=get_modality(modality_of_task(task) or "image").auto_model,
         native_loading=native_adapter_loading(raw.get("model_type"), task),
         model_type=raw.get("model_type") or "this architecture",
         has_discriminator=bool(raw.get("has_discriminator")),
@@ -381,5 +317,5 @@ def build_model_card(
 
 def card_code_blocks(card: ModelCard | str) -> list[str]:
     """The ```python blocks of a card (the tests run them, so the usage docs cannot rot)."""
-    text = card.content if isinstance(card, ModelCard) else card
+    text = card if isinstance(card, str) else card.content
     return re.findall(r"```python\n(.*?)```", text, re.DOTALL)

@@ -17,7 +17,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import ModelArguments, SourceDataArguments, SourcePretrainingArguments, TargetDataArguments
+    from .training_args import DomainAdaptationArguments
+
+    TrainArguments = tuple[
+        ModelArguments, SourceDataArguments, TargetDataArguments, DomainAdaptationArguments, SourcePretrainingArguments
+    ]
 
 SECTIONS = ("model", "source", "target", "training", "pretraining")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -102,7 +110,7 @@ def _to_argv(values: dict[str, Any]) -> list[str]:
     return argv
 
 
-def parse_train_arguments(config_path: str | None, overrides: list[str]) -> tuple[Any, ...]:
+def parse_train_arguments(config_path: str | None, overrides: list[str]) -> TrainArguments:
     """Config file + ``--section.field value`` overrides → (model, source, target, training, pretraining)."""
     from transformers import HfArgumentParser
 
@@ -177,9 +185,84 @@ def _demo(ns: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _push(ns: argparse.Namespace, rest: list[str]) -> int:
-    from .hub import push_command
-
     return push_command(ns)
+
+
+# ----------------------------------------------------------------------------- push
+def add_push_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``hf-transfer push`` (see :func:`hf_transfer.hub.push_to_hub`)."""
+    from .cards import DOMAINS
+
+    parser.add_argument("output_dir", help="Directory written by the trainer's save_model")
+    parser.add_argument("repo_id", help="Target repo, e.g. my-user/vit-dann-office31")
+    parser.add_argument("--base-model-repo-id", default=None, help="Hub id of the base model if trained from a local path")
+    parser.add_argument(
+        "--push-base-model",
+        action="store_true",
+        help="Also push the local base checkpoint the adapter was trained from (e.g. the demo's source-pretrained "
+        "backbone) to --base-model-repo-id first, in its own commit",
+    )
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--revision", default=None, help="Branch to push to (created if missing)")
+    parser.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing")
+    parser.add_argument("--commit-message", default=None)
+    parser.add_argument("--no-discriminator", action="store_true", help="Do not upload the domain discriminator")
+    parser.add_argument("--domain", choices=DOMAINS, default="generic", help="Model card domain section")
+    parser.add_argument("--license", default=None)
+    parser.add_argument("--overwrite", action="store_true", help="Allow pushing into an existing non-hf_transfer repo")
+    return parser
+
+
+def main_push(
+    output_dir: str,
+    repo_id: str,
+    *,
+    base_model_repo_id: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    include_discriminator: bool = True,
+    domain: str = "generic",
+    license: str | None = None,
+    overwrite: bool = False,
+    push_base: bool = False,
+) -> int:
+    """argparse-free entry point: push, print the commit/PR URL, return an exit code (no token output)."""
+    from .hub.push import HubPushError, push_local_base, push_to_hub
+
+    try:
+        if push_base:
+            base_info = push_local_base(output_dir, base_model_repo_id, private=private)
+            print(base_info.commit_url)
+        info = push_to_hub(
+            output_dir, repo_id, base_model_repo_id=base_model_repo_id, private=private, revision=revision,
+            create_pr=create_pr, commit_message=commit_message, include_discriminator=include_discriminator,
+            domain=domain, license=license, overwrite=overwrite,
+        )
+    except HubPushError as exc:
+        print(f"hf-transfer push: error: {exc}", file=sys.stderr)
+        return 1
+    print(info.pr_url or info.commit_url)
+    return 0
+
+
+def push_command(args: argparse.Namespace) -> int:
+    """Handler for ``hf-transfer push``; tolerates parsers that define only some optional flags."""
+    return main_push(
+        args.output_dir,
+        args.repo_id,
+        base_model_repo_id=getattr(args, "base_model_repo_id", None),
+        private=getattr(args, "private", False),
+        revision=getattr(args, "revision", None),
+        create_pr=getattr(args, "create_pr", False),
+        commit_message=getattr(args, "commit_message", None),
+        include_discriminator=not getattr(args, "no_discriminator", False),
+        domain=getattr(args, "domain", None) or "generic",
+        license=getattr(args, "license", None),
+        overwrite=getattr(args, "overwrite", False),
+        push_base=getattr(args, "push_base_model", False),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,8 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
-
-    from .hub import add_push_arguments
 
     push = sub.add_parser("push", help="Push an adapted model folder to the Hub in one commit, with its model card.")
     add_push_arguments(push)

@@ -37,13 +37,13 @@ from . import __version__
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import AlignmentBatch, domain_head_spec
 from .artifacts import ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME, RunInfo
-from .backbones import TASK_BY_MODALITY, classification_head_modules, load_backbone
+from .backbones import classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
+from .modalities import infer_modality, task_of
 from .utils.io import atomic_directory_update
 
 logger = logging.getLogger(__name__)
 _CLASSIFIER_ATTRIBUTES = ("classifier", "score", "fc", "head", "cls_head")
-_MODALITY_BY_INPUT = {"pixel_values": "image", "input_values": "audio", "input_features": "audio", "input_ids": "text"}
 
 
 class MissingClassifierError(ValueError):
@@ -76,14 +76,6 @@ def find_classifier(model: nn.Module) -> str:
         "AutoModelFor*Classification class (e.g. AutoModelForImageClassification.from_pretrained(id, num_labels=...)) "
         "or hf_transfer.backbones.load_backbone, which picks the right one."
     )
-
-
-def infer_modality(model: nn.Module) -> str:
-    """``image`` / ``audio`` / ``text`` from the backbone's main input name."""
-    main_input = getattr(model, "main_input_name", None)
-    if main_input not in _MODALITY_BY_INPUT:
-        raise ValueError(f"Cannot tell the modality of {type(model).__name__} (main input {main_input!r}).")
-    return _MODALITY_BY_INPUT[main_input]
 
 
 def pool_features(features: torch.Tensor) -> torch.Tensor:
@@ -226,7 +218,7 @@ class DomainAdaptationModel(nn.Module):
         run_info = RunInfo(
             base_model=base_name,
             modality=modality,
-            task=TASK_BY_MODALITY[modality],
+            task=task_of(modality),
             model_type=getattr(backbone.config, "model_type", None),
             id2label={str(k): v for k, v in backbone.config.id2label.items()},
             label2id={k: int(v) for k, v in backbone.config.label2id.items()},

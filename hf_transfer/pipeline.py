@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .cards import is_hub_id
+from .privacy import is_hub_id
 from .data import (
     DomainDataArguments,
     align_labels,

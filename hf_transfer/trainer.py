@@ -352,11 +352,11 @@ class DomainAdaptationTrainer(Trainer):
             return
         from huggingface_hub import HfApi
 
-        from .hub import _resolve_token
+        from .hub.push import resolve_token
 
         repo_id = self.args.hub_model_id or Path(self.args.output_dir).absolute().name
         if "/" not in repo_id:
-            token = _resolve_token(token if token is not None else self.args.hub_token)
+            token = resolve_token(token if token is not None else self.args.hub_token)
             repo_id = f"{HfApi(token=token).whoami()['name']}/{repo_id}"
         self.hub_model_id = repo_id
         self.push_in_progress = None

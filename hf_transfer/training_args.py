@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import available_methods, get_method
 from .alignment.schedules import GRL_SCHEDULES
+from .cards import DOMAINS
 
 
 def _has_accelerator() -> bool:
@@ -146,8 +147,6 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
         if self.num_target_labels < 0:
             raise ValueError(f"num_target_labels must be >= 0, got {self.num_target_labels}.")
-        from .cards import DOMAINS
-
         if self.hub_card_domain not in DOMAINS:
             raise ValueError(f"hub_card_domain must be one of {DOMAINS}, got {self.hub_card_domain!r}.")
         if self.label_names is None:

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_transfer.cards import (
-    LOCAL_DATA,
-    TEMPLATE_PATH,
-    build_model_card,
-    card_code_blocks,
-    looks_like_local_path,
-    native_adapter_loading,
-    sanitize,
-)
+from hf_transfer.cards import TEMPLATE_PATH, build_model_card, card_code_blocks, native_adapter_loading
+from hf_transfer.privacy import LOCAL_DATA
 
 try:
     from hub_double import validate_card_metadata
@@ -157,18 +150,6 @@ def test_usage_snippets_follow_what_transformers_can_load(tmp_path):
     speech_blocks = card_code_blocks(speech)
     assert not any("pipeline(" in b for b in speech_blocks) and len(speech_blocks) == 2
     assert "override" in speech.content
-
-
-def test_sanitize_and_path_detection():
-    assert looks_like_local_path("/data/x") and looks_like_local_path("~/x") and looks_like_local_path("C:\\d\\x")
-    assert looks_like_local_path("./ckpt") and looks_like_local_path("runs/exp1/checkpoint-500")
-    assert not looks_like_local_path("google/vit-base-patch16-224") and not looks_like_local_path("bert-base-uncased")
-    cleaned = sanitize({"a": "/srv/data", "b": ["see /srv/data/x.csv now", "org/ds"], "c": 3, "d": SECRET})
-    assert cleaned == {"a": LOCAL_DATA, "b": [f"see {LOCAL_DATA} now", "org/ds"], "c": 3, "d": "[redacted]"}
-    assert sanitize("https://huggingface.co/org/model") == "https://huggingface.co/org/model"
-    # Hub git refs are revisions, not paths; a folder that merely starts with "refs" still is a path
-    assert sanitize("refs/convert/parquet") == "refs/convert/parquet" and sanitize("refs/pr/3") == "refs/pr/3"
-    assert looks_like_local_path("refs/convert/parquet/extra") and looks_like_local_path("/refs/convert/parquet")
 
 
 def test_mcc_and_iwdan_runs_say_what_they_did(tmp_path):

@@ -84,3 +84,13 @@ def test_parse_label_mapping():
         parse_label_mapping("pos:positive")
     with pytest.raises(ValueError, match="mapped twice"):
         parse_label_mapping("a=b,a=c")
+
+
+def test_encode_labels_keeps_integer_ids_and_sorts_strings():
+    from hf_transfer.data.labels import encode_labels
+
+    assert encode_labels([2, 0, None, -1, 2.0], "d") == ([2, 0, -1, -1, 2], ["0", "1", "2"])
+    assert encode_labels(["pos", " neg", "", float("nan"), "pos"], "d") == ([1, 0, -1, -1, 1], ["neg", "pos"])
+    assert encode_labels([None, None], "d") == ([-1, -1], [])
+    with pytest.raises(ValueError, match="non-integer numbers"):
+        encode_labels([0, 1.5], "d")

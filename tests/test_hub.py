@@ -22,16 +22,14 @@ except ImportError:
         make_adapted_dir, patch_hf_hub, run_fresh_python, unique_repo,
     )
 
+from hf_transfer.cli import add_push_arguments, main_push, push_command
 from hf_transfer.hub import (
     HubLoadError,
     HubPushError,
     download_adapted_model,
     load_adapted_model,
     load_for_continued_adaptation,
-    main_push,
     push_base_model,
-    push_command,
-    add_push_arguments,
     push_to_hub,
 )
 

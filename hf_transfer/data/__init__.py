@@ -16,13 +16,14 @@ from .pairing import IGNORE_INDEX, SourceTargetDataset
 from .augmentation import AUGMENTATIONS, ImageAugmentation, build_image_augmentation
 from .audio_augmentation import AUDIO_AUGMENTATIONS, AudioAugmentation, build_audio_augmentation
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
-from .domains import DomainDataArguments, infer_modality, load_domain
+from ..modalities import ModalityMismatchError, infer_modality
+from .loaders import load_domain
 from .image import IMAGE_EXTENSIONS, CenterCrop, ImageDecodeError, load_image
 from .labels import align_labels, label_names, parse_label_mapping
+from .schema import DomainDataArguments
 from .preprocessing import (
     BadExamplesError,
     DomainTransform,
-    ModalityMismatchError,
     ScanReport,
     build_transform,
     check_modality,

@@ -17,9 +17,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from ..modalities import AUDIO
 from .image import describe_source
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3"})
+AUDIO_EXTENSIONS: frozenset[str] = AUDIO.file_suffixes
 
 
 class AudioDecodeError(ValueError):

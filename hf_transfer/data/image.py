@@ -15,9 +15,9 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-)
+from ..modalities import IMAGE
+
+IMAGE_EXTENSIONS: frozenset[str] = IMAGE.file_suffixes
 
 
 class ImageDecodeError(ValueError):

@@ -1,4 +1,5 @@
-"""Put the target domain's labels into the source domain's label index space.
+"""Class labels: encode a domain's raw label values, name its classes, and put the target domain's
+labels into the source domain's label index space.
 
 Two domains rarely agree on label ids (folder order, CSV string order, Hub
 conventions), so labels are matched by *name*, and the source's
@@ -8,6 +9,8 @@ conventions), so labels are matched by *name*, and the source's
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from datasets import ClassLabel, Dataset, Value
@@ -44,6 +47,40 @@ def parse_label_mapping(text: str | None) -> dict[str, str] | None:
             raise ValueError(f"Label {key!r} is mapped twice in {text!r}.")
         mapping[key] = value
     return mapping
+
+
+def encode_labels(values: Sequence[object], name: str) -> tuple[list[int], list[str]]:
+    """Map raw label values to ids + names; None/NaN/''/negative ints mean "no label".
+
+    Integer labels keep their ids (names are "0".."K-1"); string labels are
+    sorted by name, as imagefolder does with class folders.
+    """
+
+    def missing(v: object) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+    present = [v for v in values if not missing(v)]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        if any(float(v) != int(v) for v in present):
+            raise ValueError(f"Label column of {name!r} has non-integer numbers; labels must be classes.")
+        ids = [-1 if missing(v) or int(v) < 0 else int(v) for v in values]
+        return ids, [str(i) for i in range(max(ids, default=-1) + 1)]
+    names = sorted({str(v).strip() for v in present})
+    index = {n: i for i, n in enumerate(names)}
+    return [-1 if missing(v) else index[str(v).strip()] for v in values], names
+
+
+def rename_classes(ds: Dataset, label_names: list[str], name: str) -> Dataset:
+    """Give class ids 0..K-1 the names ``label_names`` (more names than classes seen is fine)."""
+    feature = ds.features["label"]
+    if not isinstance(feature, ClassLabel):
+        raise ValueError(f"label_names was given for {name!r}, but that domain has no label column.")
+    if len(label_names) < feature.num_classes:
+        raise ValueError(
+            f"{name!r} has {feature.num_classes} classes ({feature.names}) but label_names has only "
+            f"{len(label_names)}: {label_names}. Give one name per class id."
+        )
+    return ds.cast_column("label", ClassLabel(names=list(label_names)))
 
 
 def align_labels(

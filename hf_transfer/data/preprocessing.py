@@ -11,36 +11,32 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from datasets import Dataset
 
+from ..modalities import (
+    MODALITIES,
+    MODALITY_TABLE,
+    ModalityMismatchError,
+    get_modality,
+    infer_modality,
+    modality_of_input_name,
+)
 from .audio import AudioDecodeError, load_audio, read_audio
-from .domains import MODALITIES, infer_modality
 from .image import CenterCrop, ImageDecodeError, describe_source, load_image
 
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from ..modalities import Processor
+
 logger = logging.getLogger(__name__)
-
-BACKBONE_SUGGESTIONS = {
-    "image": "an image backbone such as a ViT checkpoint (google/vit-base-patch16-224-in21k) or a timm model",
-    "audio": "an audio backbone such as a wav2vec2 checkpoint (facebook/wav2vec2-base)",
-    "text": "a text backbone such as a BERT-style checkpoint (sentence-transformers/all-MiniLM-L6-v2)",
-}
-_NOUNS = {"image": "images", "audio": "audio", "text": "text"}
-_INPUT_NAME_MODALITY = {
-    "pixel_values": "image",
-    "input_values": "audio",
-    "input_features": "audio",
-    "input_ids": "text",
-}
-
-
-class ModalityMismatchError(ValueError):
-    """The data's modality does not match what the backbone/processor expects."""
 
 
 class BadExamplesError(ValueError):
@@ -50,37 +46,37 @@ class BadExamplesError(ValueError):
 # --------------------------------------------------------------------------- modality checks
 
 
-def modalities_of(obj: Any) -> set[str]:
+def modalities_of(obj: str | Processor | nn.Module) -> set[str]:
     """Modalities a processor, tokenizer, feature extractor or model accepts.
 
     Works on strings (``"image"``), ``ProcessorMixin`` bundles (one entry per
     component), and models (via ``main_input_name``).  Empty set = unknown.
     """
-    from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
-    from transformers.image_processing_utils import ImageProcessingMixin
-    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
-
     if isinstance(obj, str):
-        if obj not in MODALITIES:
-            raise ValueError(f"Unknown modality {obj!r}; expected one of {MODALITIES}.")
-        return {obj}
-    if isinstance(obj, ImageProcessingMixin):
-        return {"image"}
-    if isinstance(obj, SequenceFeatureExtractor):
-        return {"audio"}
-    if isinstance(obj, PreTrainedTokenizerBase):
-        return {"text"}
+        return {get_modality(obj).name}
+    for modality in MODALITY_TABLE.values():
+        if isinstance(obj, _processor_base(modality.processor_base)):
+            return {modality.name}
     found: set[str] = set()
-    for attr in ("image_processor", "feature_extractor", "tokenizer"):
-        component = getattr(obj, attr, None)
+    for modality in MODALITY_TABLE.values():
+        component = getattr(obj, modality.processor_attribute, None)
         if component is not None and component is not obj:
             found |= modalities_of(component)
-    if not found and getattr(obj, "main_input_name", None) in _INPUT_NAME_MODALITY:
-        found.add(_INPUT_NAME_MODALITY[obj.main_input_name])
+    main_input = modality_of_input_name(getattr(obj, "main_input_name", None))
+    if not found and main_input is not None:
+        found.add(main_input)
     return found
 
 
-def check_modality(expected: Any, data_modality: str, *, backbone: str | None = None) -> None:
+def _processor_base(path: str) -> type:
+    """The class named ``module:Class`` in the modality table."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_modality(
+    expected: str | Processor | nn.Module, data_modality: str, *, backbone: str | None = None
+) -> None:
     """Raise :class:`ModalityMismatchError` if ``data_modality`` is not accepted.
 
     ``expected`` is a modality string, a processor/tokenizer/feature extractor
@@ -98,20 +94,19 @@ def check_modality(expected: Any, data_modality: str, *, backbone: str | None = 
         who = "the backbone"
     else:
         who = f"the {type(expected).__name__}"
-    wants = " or ".join(_NOUNS[m] for m in sorted(accepted))
+    wants = " or ".join(get_modality(m).plural for m in sorted(accepted))
     raise ModalityMismatchError(
         f"The dataset is {data_modality} but {who} expects {wants}; "
-        f"pick {BACKBONE_SUGGESTIONS[data_modality]}, or check the domain's input_column."
+        f"pick {get_modality(data_modality).backbone_hint}, or check the domain's input_column."
     )
 
 
 # --------------------------------------------------------------------------- transform
 
 
-def _component(processor: Any, modality: str) -> Any:
+def _component(processor: Processor, modality: str) -> Processor:
     """The part of a (possibly multimodal) processor that handles ``modality``."""
-    attr = {"image": "image_processor", "audio": "feature_extractor", "text": "tokenizer"}[modality]
-    return getattr(processor, attr, None) or processor
+    return getattr(processor, get_modality(modality).processor_attribute, None) or processor
 
 
 def _labels(values: list[Any] | None, n: int) -> list[int]:
@@ -129,7 +124,7 @@ class DomainTransform:
     processes started with ``spawn`` (macOS/Windows).
     """
 
-    processor: Any
+    processor: Processor
     modality: str
     max_length: int | None = None
     max_duration_s: float | None = None
@@ -210,7 +205,7 @@ class DomainTransform:
 
 
 def build_transform(
-    processor: Any,
+    processor: Processor,
     modality: str,
     *,
     max_length: int | None = None,
@@ -257,7 +252,7 @@ def build_transform(
 
 def prepare_domain(
     dataset: Dataset,
-    processor: Any,
+    processor: Processor,
     *,
     modality: str | None = None,
     **transform_kwargs: Any,

@@ -1,4 +1,4 @@
-"""Describe and load one domain (source or target) as a two-column ``Dataset``.
+"""Load one domain (source or target) as a two-column ``Dataset``: from the Hub, a folder or data files.
 
 Every loader returns the same shape so the rest of the toolkit never cares
 where the data came from:
@@ -11,205 +11,36 @@ where the data came from:
   no label.  Unlabelled domains (``label_column=None`` or no label column /
   no class sub-folders) get ``Value("int64")`` filled with ``-1``.
 
-The modality is stored in the features, so :func:`infer_modality` recovers it
-from any loaded domain.
+The modality is stored in the features, so :func:`~hf_transfer.modalities.infer_modality` recovers it
+from any loaded domain. The domain's description is :class:`~hf_transfer.data.schema.DomainDataArguments`;
+label encoding lives in :mod:`hf_transfer.data.labels`.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-import math
 import os
-from dataclasses import dataclass, field
 from collections.abc import Collection
-from typing import Any, Optional
 
 import datasets
 from datasets import Audio, ClassLabel, Dataset, Image, Value
 
-from .audio import AUDIO_EXTENSIONS
-from .image import IMAGE_EXTENSIONS, CenterCrop
+from ..modalities import (
+    ModalityMismatchError,
+    modality_of_column,
+    modality_of_dataset,
+    modality_of_feature,
+    modality_of_path,
+)
+from .labels import encode_labels, rename_classes
+from .schema import INPUT_COLUMN_CANDIDATES, DomainDataArguments, filter_key
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = ("image", "audio", "text")
-INPUT_COLUMN_CANDIDATES = ("image", "img", "audio", "text", "sentence", "file", "path")
 SPLIT_DIR_NAMES = frozenset({"train", "validation", "valid", "val", "dev", "test", "eval"})
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _NO_LABEL = {"", "none", "null"}
-
-
-@dataclass
-class DomainDataArguments:
-    """One domain, described the same way in YAML configs and on the command line.
-
-    Only simple field types so ``transformers.HfArgumentParser`` can build it
-    (use a ``prefix`` / separate dataclass per domain for source and target).
-    """
-
-    dataset: str = field(
-        metadata={
-            "help": "Hub dataset id (e.g. 'cifar10'), a local folder (one sub-folder per class, "
-            "imagefolder/audiofolder layout, or a save_to_disk folder), or a csv/tsv/json/jsonl/"
-            "parquet file path or glob."
-        }
-    )
-    config: Optional[str] = field(default=None, metadata={"help": "Hub dataset config name."})
-    revision: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Branch, tag or commit of a Hub dataset, e.g. 'refs/convert/parquet' (the Hub's parquet export of "
-            "a script-based dataset, with data_dir set to the config's folder)."
-        },
-    )
-    split: str = field(
-        default="train",
-        metadata={"help": "Split to train on (Hub split, or split sub-folder of a local folder)."},
-    )
-    input_column: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Column holding the input. Default: auto-detect among "
-            + ", ".join(INPUT_COLUMN_CANDIDATES)
-            + ", then any Image/Audio column."
-        },
-    )
-    label_column: Optional[str] = field(
-        default="label",
-        metadata={
-            "help": "Column holding the class label. None/'none'/'' = unlabelled domain. If the "
-            "default 'label' column is absent the domain is loaded as unlabelled (with a warning)."
-        },
-    )
-    label_names: Optional[list[str]] = field(
-        default=None,
-        metadata={
-            "help": "Class names in class-id order, for a label column of bare integers (label i gets the i-th "
-            "name, e.g. 'normal tumor' for 0/1); they name the model's classes and its card."
-        },
-    )
-    data_dir: Optional[str] = field(
-        default=None,
-        metadata={"help": "data_dir for Hub datasets; for a local folder, a sub-folder of it."},
-    )
-    description: Optional[str] = field(
-        default=None,
-        metadata={"help": "Free text describing the domain (e.g. 'studio photos'), used in model cards."},
-    )
-    license: Optional[str] = field(
-        default=None,
-        metadata={"help": "The data's licence (e.g. 'cc-by-4.0'), written into the model card's training-data section."},
-    )
-    max_examples: Optional[int] = field(
-        default=None,
-        metadata={"help": "Keep a random subset of at most this many examples (seeded)."},
-    )
-    center_crop: Optional[float] = field(
-        default=None,
-        metadata={
-            "help": "Images only: keep the central fraction (0-1] of the shorter side before resizing, for this "
-            "domain's training and evaluation images, to match another domain's field of view/magnification."
-        },
-    )
-    eval_split: Optional[str] = field(
-        default=None,
-        metadata={"help": "Split used for evaluation (same rules as split; for file sources a path/glob)."},
-    )
-    filter_column: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Keep only the rows whose value in this column is one of filter_values (training and evaluation "
-            "splits alike), e.g. a hospital, speaker or scanner column that picks this domain out of a shared dataset."
-        },
-    )
-    filter_values: Optional[list[str]] = field(
-        default=None,
-        metadata={
-            "help": "Values of filter_column to keep, compared as text; for a ClassLabel column either the class "
-            "names or their ids. Filtering the label column also narrows the classes to the kept ones."
-        },
-    )
-    cache_dir: Optional[str] = field(
-        default=None, metadata={"help": "datasets cache directory (default: HF_DATASETS_CACHE)."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.center_crop is not None:
-            CenterCrop(self.center_crop)  # fail at parse time, with the crop's own check
-        if isinstance(self.label_names, str):
-            self.label_names = self.label_names.split(",")
-        if self.label_names is not None:
-            self.label_names = [str(n).strip() for n in self.label_names]
-            if len(set(self.label_names)) != len(self.label_names) or "" in self.label_names:
-                raise ValueError(f"label_names must be distinct and non-empty, got {self.label_names}.")
-        if isinstance(self.filter_values, (str, int, float)):
-            self.filter_values = [self.filter_values]
-        if self.filter_values is not None:
-            self.filter_values = [_filter_key(v) for v in self.filter_values]
-        if (self.filter_column is None) != (not self.filter_values):
-            raise ValueError(
-                f"filter_column ({self.filter_column!r}) and filter_values ({self.filter_values!r}) go together: set "
-                "both to keep only some rows of the dataset, or neither to keep them all."
-            )
-
-
-# --------------------------------------------------------------------------- modality
-
-
-def modality_of_feature(feature: Any) -> str | None:
-    """``"image"``/``"audio"``/``"text"`` for a ``datasets`` feature, else None."""
-    if isinstance(feature, Image):
-        return "image"
-    if isinstance(feature, Audio):
-        return "audio"
-    if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
-        return "text"
-    return None
-
-
-def infer_modality(dataset: Dataset, column: str = "input") -> str:
-    """Modality of ``dataset[column]`` read from its feature type.
-
-    For a domain returned by :func:`load_domain` this is exact; string columns
-    whose values are media file paths are reported as image/audio.
-    """
-    if column not in dataset.column_names:
-        raise ValueError(f"Column {column!r} not in dataset columns {dataset.column_names}")
-    modality = modality_of_feature(dataset.features[column])
-    if modality == "text":
-        modality = _modality_of_paths(_head(dataset, column)) or "text"
-    if modality is None:
-        raise ValueError(
-            f"Cannot infer modality of column {column!r} with feature {dataset.features[column]}; "
-            "expected an Image, Audio or string column."
-        )
-    return modality
-
-
-def modality_of_path(path: str) -> str | None:
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext in IMAGE_EXTENSIONS:
-        return "image"
-    if ext in AUDIO_EXTENSIONS:
-        return "audio"
-    return None
-
-
-def _modality_of_paths(values: list[Any]) -> str | None:
-    """image/audio if every non-empty string value ends in a media extension."""
-    strings = [v for v in values if isinstance(v, str) and v]
-    if not strings:
-        return None
-    kinds = {modality_of_path(v) for v in strings}
-    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
-
-
-def _head(dataset: Dataset, column: str, n: int = 20) -> list[Any]:
-    return list(dataset.select(range(min(n, len(dataset))))[column])
-
-
-# --------------------------------------------------------------------------- loading
 
 
 def load_domain(
@@ -223,7 +54,7 @@ def load_domain(
 
     ``split`` overrides ``args.split`` (pass ``args.eval_split`` for evaluation
     data).  ``modality`` (``"image"``/``"audio"``/``"text"``), when given, is
-    checked against what the data contains.  Use :func:`infer_modality` on the
+    checked against what the data contains.  Use :func:`~hf_transfer.modalities.infer_modality` on the
     result to get the detected modality.  ``seed`` drives the ``max_examples``
     subset.
     """
@@ -257,15 +88,15 @@ def load_domain(
     ds = _to_domain(raw, input_column, label_column, args.dataset, keep_label_names=keep_label_names,
                     label_rows=label_rows)
     if args.label_names:
-        ds = _rename_classes(ds, args.label_names, args.dataset)
+        ds = rename_classes(ds, args.label_names, args.dataset)
     if keep_rows is not None and len(keep_rows) < len(ds):
         # Selected after the label column is added: an index over the loaded rows, so a large Hub
         # dataset is not rewritten to the cache (add_column would flatten an index first).
         ds = ds.select(keep_rows)
 
-    detected = infer_modality(ds)
+    detected = modality_of_dataset(ds)
     if modality is not None and modality != detected:
-        raise ValueError(
+        raise ModalityMismatchError(
             f"Domain {args.dataset!r} contains {detected} data but modality={modality!r} was requested; "
             "check input_column or the dataset path."
         )
@@ -291,13 +122,6 @@ def _load_hub_dataset(args: DomainDataArguments, split: str) -> Dataset:
         ) from error
 
 
-def _filter_key(value: Any) -> str:
-    """The text a filter value is compared as: ``2``, ``2.0`` and ``"2"`` all read ``"2"``."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
 def _matches(name: str, index: int, values: Collection[str] | None) -> bool:
     """Whether class ``index`` called ``name`` is among ``values`` (which may give names or ids)."""
     return bool(values) and (name in values or str(index) in values)
@@ -313,16 +137,16 @@ def matching_rows(dataset: Dataset, column: str, values: list[str], *, name: str
         raise ValueError(
             f"filter_column {column!r} not found in {name}; available columns: {dataset.column_names}."
         )
-    wanted = {_filter_key(v) for v in values}
+    wanted = {filter_key(v) for v in values}
     feature = dataset.features[column]
     cells = list(dataset[column])
     if isinstance(feature, ClassLabel):
         keep = [i for i, v in enumerate(cells) if v is not None and v >= 0 and _matches(feature.int2str(int(v)), int(v), wanted)]
     else:
-        keep = [i for i, v in enumerate(cells) if v is not None and _filter_key(v) in wanted]
+        keep = [i for i, v in enumerate(cells) if v is not None and filter_key(v) in wanted]
     if not keep:
         present = sorted({feature.int2str(int(v)) if isinstance(feature, ClassLabel) and v is not None and v >= 0
-                          else _filter_key(v) for v in cells if v is not None})
+                          else filter_key(v) for v in cells if v is not None})
         shown = ", ".join(present[:20]) + (f", … ({len(present)} distinct)" if len(present) > 20 else "")
         raise ValueError(
             f"No row of {name} has {column} in {sorted(wanted)}; values present: {shown or 'none'}. "
@@ -387,9 +211,7 @@ def _to_domain(
     if input_column != "input":
         ds = ds.rename_column(input_column, "input")
     feature = ds.features["input"]
-    modality = modality_of_feature(feature)
-    if modality == "text":
-        modality = _modality_of_paths(_head(ds, "input")) or "text"
+    modality = modality_of_column(ds, "input")
     if modality == "image" and not (isinstance(feature, Image) and not feature.decode):
         ds = ds.cast_column("input", Image(decode=False))
     elif modality == "audio" and not (isinstance(feature, Audio) and not feature.decode):
@@ -416,43 +238,9 @@ def _to_domain(
         if label_rows is not None:
             kept = set(label_rows)
             values = [v if i in kept else None for i, v in enumerate(values)]
-        ids, names = _encode_labels(values, name)
+        ids, names = encode_labels(values, name)
     ds = ds.add_column("label", ids, feature=Value("int64"))
     return ds.cast_column("label", ClassLabel(names=names))
-
-
-def _rename_classes(ds: Dataset, label_names: list[str], name: str) -> Dataset:
-    """Give class ids 0..K-1 the names ``label_names`` (more names than classes seen is fine)."""
-    feature = ds.features["label"]
-    if not isinstance(feature, ClassLabel):
-        raise ValueError(f"label_names was given for {name!r}, but that domain has no label column.")
-    if len(label_names) < feature.num_classes:
-        raise ValueError(
-            f"{name!r} has {feature.num_classes} classes ({feature.names}) but label_names has only "
-            f"{len(label_names)}: {label_names}. Give one name per class id."
-        )
-    return ds.cast_column("label", ClassLabel(names=list(label_names)))
-
-
-def _encode_labels(values: list[Any], name: str) -> tuple[list[int], list[str]]:
-    """Map raw label values to ids + names; None/NaN/''/negative ints mean "no label".
-
-    Integer labels keep their ids (names are "0".."K-1"); string labels are
-    sorted by name, as imagefolder does with class folders.
-    """
-
-    def missing(v: Any) -> bool:
-        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
-
-    present = [v for v in values if not missing(v)]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        if any(float(v) != int(v) for v in present):
-            raise ValueError(f"Label column of {name!r} has non-integer numbers; labels must be classes.")
-        ids = [-1 if missing(v) or int(v) < 0 else int(v) for v in values]
-        return ids, [str(i) for i in range(max(ids, default=-1) + 1)]
-    names = sorted({str(v).strip() for v in present})
-    index = {n: i for i, n in enumerate(names)}
-    return [-1 if missing(v) else index[str(v).strip()] for v in values], names
 
 
 def _load_folder(folder: str, split: str, args: DomainDataArguments) -> tuple[Dataset, str | None, str | None]:
@@ -503,7 +291,7 @@ def _load_folder(folder: str, split: str, args: DomainDataArguments) -> tuple[Da
             f"{folder!r} has class sub-folders but also files directly in it (e.g. {loose[:3]}); "
             "move them into a class folder, or set label_column=None."
         )
-    data: dict[str, list[Any]] = {"input": files}
+    data: dict[str, list[str | None]] = {"input": files}
     label_column: str | None = None
     if labelled and not loose:
         data["label"] = top
@@ -552,10 +340,10 @@ def _resolve_paths(ds: Dataset, base: str, args: DomainDataArguments) -> Dataset
     column = args.input_column or _detect_input_column(ds)
     if column not in ds.column_names or modality_of_feature(ds.features[column]) != "text":
         return ds
-    if _modality_of_paths(_head(ds, column)) is None:
+    if modality_of_column(ds, column) == "text":  # text, not media file paths
         return ds
 
-    def resolve(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def resolve(batch: dict[str, list[object]]) -> dict[str, list[object]]:
         batch[column] = [
             p if not isinstance(p, str) or os.path.isabs(p) or "://" in p else os.path.join(base, p)
             for p in batch[column]
@@ -563,3 +351,6 @@ def _resolve_paths(ds: Dataset, base: str, args: DomainDataArguments) -> Dataset
         return batch
 
     return ds.map(resolve, batched=True, desc="Resolving file paths")
+
+
+__all__ = ["FILE_BUILDERS", "SPLIT_DIR_NAMES", "load_domain", "matching_rows"]
