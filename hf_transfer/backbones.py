@@ -131,8 +131,10 @@ BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
     ),
     "timm": BackboneFamily(
         "image", "timm/resnet50.a1_in1k", "timm_wrapper", "AutoModelForImageClassification (TimmWrapperForImageClassification)",
-        "AutoImageProcessor (TimmWrapperImageProcessor)", "auto: attention for timm ViTs, conv for CNNs",
-        "grouped convs are skipped unless the LoRA rank is a multiple of their groups",
+        "AutoImageProcessor (TimmWrapperImageProcessor)",
+        "auto: attention for timm ViTs, 1×1 (pointwise) convs for depthwise-separable CNNs (EfficientNet, MobileNet), "
+        "conv for other CNNs",
+        "conv skips grouped convs unless the LoRA rank is a multiple of their groups; pointwise never adapts them",
     ),
     "wav2vec2": BackboneFamily("audio", "facebook/wav2vec2-base", "wav2vec2", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
     "hubert": BackboneFamily("audio", "facebook/hubert-base-ls960", "hubert", "AutoModelForAudioClassification", "AutoFeatureExtractor", _ATTENTION),
@@ -140,6 +142,11 @@ BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
         "audio", "microsoft/wavlm-base-plus", "wavlm", "AutoModelForAudioClassification", "AutoFeatureExtractor",
         "feed-forward (intermediate_dense, output_dense)",
         "its attention passes q/k/v/out weights to F.multi_head_attention_forward, so LoRA cannot go there",
+    ),
+    "whisper": BackboneFamily(
+        "audio", "openai/whisper-base", "whisper", "AutoModelForAudioClassification (WhisperForAudioClassification)",
+        "AutoFeatureExtractor", _ATTENTION,
+        "the encoder only (the decoder's weights are ignored); attention+conv also adapts its conv stem",
     ),
     "bert": BackboneFamily("text", "google-bert/bert-base-uncased", "bert", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION),
     "roberta": BackboneFamily("text", "FacebookAI/roberta-base", "roberta", "AutoModelForSequenceClassification", "AutoTokenizer", _ATTENTION),

@@ -180,7 +180,7 @@ class DomainAdaptationModel(nn.Module):
     ) -> "DomainAdaptationModel":
         """Wrap ``backbone`` with LoRA and a fresh domain discriminator.
 
-        ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
+        ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``pointwise``, ``all-linear``),
         a comma-separated string or a list of module names. ``conditional_alignment`` builds a CDAN
         discriminator (on features ⊗ predictions, with ``entropy_conditioning`` and a
         ``randomized_dim`` map for large heads) instead of DANN's.
