@@ -1019,6 +1019,8 @@ def convert(
     else:
         raise OfflineBackboneError(f"Unknown checkpoint {name!r}; choose one of {sorted(CHECKPOINTS)}.")
     name = checkpoint.name
+    if Path(out).exists() and not overwrite:  # before hashing hundreds of MB
+        raise OfflineBackboneError(f"{Path(out).resolve()} already exists; pass --overwrite to replace it.")
     paths = resolve_files(checkpoint)
     report: dict[str, Any] = {}
 
