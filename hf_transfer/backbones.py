@@ -94,8 +94,10 @@ BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
     "dinov2": BackboneFamily("image", "facebook/dinov2-small", "dinov2", _ATTENTION),
     "resnet": BackboneFamily("image", "microsoft/resnet-50", "resnet", "conv (every nn.Conv2d)"),
     "timm": BackboneFamily(
-        "image", "timm/resnet50.a1_in1k", "timm_wrapper", "auto: attention for timm ViTs, conv for CNNs",
-        "grouped convs are skipped unless the LoRA rank is a multiple of their groups",
+        "image", "timm/resnet50.a1_in1k", "timm_wrapper",
+        "auto: attention for timm ViTs, 1×1 (pointwise) convs for depthwise-separable CNNs (EfficientNet, MobileNet), "
+        "conv for other CNNs",
+        "conv skips grouped convs unless the LoRA rank is a multiple of their groups; pointwise never adapts them",
         auto_class="AutoModelForImageClassification (TimmWrapperForImageClassification)",
         processor_class="AutoImageProcessor (TimmWrapperImageProcessor)",
     ),
@@ -104,6 +106,11 @@ BACKBONE_FAMILIES: dict[str, BackboneFamily] = {
     "wavlm": BackboneFamily(
         "audio", "microsoft/wavlm-base-plus", "wavlm", "feed-forward (intermediate_dense, output_dense)",
         "its attention passes q/k/v/out weights to F.multi_head_attention_forward, so LoRA cannot go there",
+    ),
+    "whisper": BackboneFamily(
+        "audio", "openai/whisper-base", "whisper", _ATTENTION,
+        "the encoder only (the decoder's weights are ignored); its conv stem takes no LoRA (the encoder reads conv1.stride)",
+        auto_class="AutoModelForAudioClassification (WhisperForAudioClassification)",
     ),
     "bert": BackboneFamily("text", "google-bert/bert-base-uncased", "bert", _ATTENTION),
     "roberta": BackboneFamily("text", "FacebookAI/roberta-base", "roberta", _ATTENTION),

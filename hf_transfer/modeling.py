@@ -175,7 +175,7 @@ class DomainAdaptationModel(nn.Module):
         ``objective`` is an :class:`~hf_transfer.alignment.AlignmentObjective` (e.g.
         ``AlignmentObjective.from_arguments(args)``) or a registered method name with default settings
         (``"dann"``, ``"cdan"``, ...): it decides which domain head is built (CDAN's conditional one, or
-        DANN's). ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``all-linear``),
+        DANN's). ``lora_target_modules`` is a policy (``auto``, ``attention``, ``conv``, ``pointwise``, ``all-linear``),
         a comma-separated string or a list of module names. ``seed`` (e.g. ``args.seed``) seeds every
         random number generator before LoRA's A matrices and the discriminator are drawn, so two runs with the
         same seed start from the same weights (the Trainer seeds only later, when it is built).

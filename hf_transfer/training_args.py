@@ -105,7 +105,7 @@ class DomainAdaptationArguments(TrainingArguments):
     lora_target_modules: str = field(
         default="auto",
         metadata={
-            "help": "Where LoRA goes: a policy discovered from the model ('auto', 'attention', 'conv', "
+            "help": "Where LoRA goes: a policy discovered from the model ('auto', 'attention', 'conv', 'pointwise', "
             "'all-linear') or comma-separated module names."
         },
     )

@@ -537,3 +537,12 @@ def test_an_encoder_body_not_named_after_base_model_prefix_is_not_taken_for_the_
     assert head == ["projector", "classifier"]
     targets = discover_lora_targets(model, "attention", exclude=head)
     assert sorted(targets) == ["k_proj", "out_proj", "q_proj", "v_proj"]  # compacted leaf names
+
+
+def test_readme_table_is_rendered_from_the_families():
+    from pathlib import Path
+
+    from hf_transfer.backbones import supported_backbones_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert supported_backbones_markdown() in readme
