@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .privacy import is_hub_id
 from .data import (
@@ -23,6 +23,10 @@ from .data import (
     parse_label_mapping,
     scan_domain,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .modalities import Processor
+    from .training_args import DomainAdaptationArguments
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +134,7 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
 
 
 def domain_transforms(
-    processor: Any, modality: str, model_args: ModelArguments, source_args: DomainDataArguments,
+    processor: Processor, modality: str, model_args: ModelArguments, source_args: DomainDataArguments,
     target_args: DomainDataArguments,
 ) -> dict[str, Any]:
     """``Dataset.with_transform`` callables for ``source``, ``target``, ``eval_source`` and ``eval_target``.
@@ -172,7 +176,7 @@ def run_training(
     model_args: ModelArguments,
     source_args: DomainDataArguments,
     target_args: DomainDataArguments,
-    training_args: Any,
+    training_args: DomainAdaptationArguments,
     pretraining_args: SourcePretrainingArguments | None = None,
 ) -> dict[str, float]:
     """Train, evaluate per domain, and save the adapted model to ``training_args.output_dir``.

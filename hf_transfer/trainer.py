@@ -22,10 +22,11 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import EvalPrediction, Trainer, TrainerCallback
 
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import get_method
@@ -38,7 +39,15 @@ from .metrics import ClassificationMetrics
 from .modeling import DomainAdaptationModel
 from .training_args import DomainAdaptationArguments
 
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+
+    from .modalities import Processor
+
 logger = logging.getLogger(__name__)
+
+DomainDataset = Union["datasets.Dataset", Sequence[Mapping[str, Any]]]
+"""A domain's examples: a ``datasets.Dataset`` (with its transform) or any sequence of dicts of model inputs."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -109,12 +118,12 @@ class DomainAdaptationTrainer(Trainer):
         self,
         model: DomainAdaptationModel,
         args: DomainAdaptationArguments,
-        source_dataset: Any = None,
-        target_dataset: Any = None,
-        eval_datasets: dict[str, Any] | None = None,
-        processing_class: Any = None,
-        data_collator: Any = None,
-        compute_metrics: Any = None,
+        source_dataset: DomainDataset | None = None,
+        target_dataset: DomainDataset | None = None,
+        eval_datasets: dict[str, DomainDataset] | None = None,
+        processing_class: Processor | None = None,
+        data_collator: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]] | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None,
         callbacks: list[TrainerCallback] | None = None,
         **kwargs: Any,
     ) -> None:

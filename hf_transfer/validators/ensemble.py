@@ -36,6 +36,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from .base import Validator
+from .singles import SINGLE_VALIDATORS
 
 #: A table of scores: candidate name -> {validator name (or its metric key) -> score, other columns}.
 ScoreTable = Mapping[str, Mapping[str, Any]]
@@ -120,9 +121,14 @@ class EnsembleValidator:
 
 
 def _resolve(validator: str | Validator) -> Validator:
-    from . import get_validator
-
-    resolved = get_validator(validator) if isinstance(validator, str) else validator
+    if isinstance(validator, str):
+        if validator == EnsembleValidator.name:
+            raise ValueError("An ensemble's members are single validators, not another ensemble.")
+        if validator not in SINGLE_VALIDATORS:
+            known = sorted([*SINGLE_VALIDATORS, EnsembleValidator.name])
+            raise ValueError(f"Unknown validator {validator!r}; the known validators are {known}.")
+        return SINGLE_VALIDATORS[validator]
+    resolved = validator
     if not isinstance(resolved, Validator):
         raise ValueError(f"An ensemble's members are single validators, not {resolved!r}.")
     return resolved
@@ -130,12 +136,10 @@ def _resolve(validator: str | Validator) -> Validator:
 
 def _members_in(table: ScoreTable) -> tuple[Validator, ...]:
     """Every known single validator that scored at least one candidate of the table, in registry order."""
-    from . import VALIDATORS
-
     present = {validator_name(key) for row in table.values() for key in row}
-    members = tuple(v for name, v in VALIDATORS.items() if name in present and isinstance(v, Validator))
+    members = tuple(v for name, v in SINGLE_VALIDATORS.items() if name in present)
     if not members:
-        known = sorted(name for name, v in VALIDATORS.items() if isinstance(v, Validator))
+        known = sorted(SINGLE_VALIDATORS)
         raise ValueError(f"The score table holds no known validator's scores; the known ones are {known}.")
     return members
 
