@@ -34,8 +34,8 @@ class DomainAdaptationArguments(TrainingArguments):
         metadata={
             "help": "The alignment method, a name from the method registry: "
             + "; ".join(f"'{name}' ({get_method(name).summary})" for name in available_methods())
-            + ".",
-            "choices": available_methods(),
+            + ". Checked against the registry when the arguments are built (so methods registered by your own "
+            "code are accepted too).",
         },
     )
     method_settings: dict[str, Any] | str | None = field(
