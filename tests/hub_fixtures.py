@@ -264,8 +264,10 @@ def make_adapted_dir(
         local_logits = peft_model(**inputs).logits[0].tolist()
     peft_model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    save_file({"layers.0.weight": torch.randn(16, 32), "layers.0.bias": torch.zeros(16),
-               "layers.1.weight": torch.randn(1, 16), "layers.1.bias": torch.zeros(1)},
+    # the layout of DomainDiscriminator(32, hidden_size=16, num_layers=2): Linear, ReLU, Dropout, twice, then Linear
+    save_file({"net.0.weight": torch.randn(16, 32), "net.0.bias": torch.zeros(16),
+               "net.3.weight": torch.randn(16, 16), "net.3.bias": torch.zeros(16),
+               "net.6.weight": torch.randn(1, 16), "net.6.bias": torch.zeros(1)},
               str(output_dir / "domain_discriminator.safetensors"))
     run_info = {
         "hf_transfer_version": "0.1.0",

@@ -128,6 +128,7 @@ def test_random_init_backbone_is_source_pretrained_then_adapted(tiny_setup):
     assert not torch.allclose(fresh[key], trained[key])
 
 
+@pytest.mark.slow
 def test_pretraining_stage_can_use_its_own_image_augmentation(tiny_setup, monkeypatch):
     """pretraining.image_augmentation replaces model.image_augmentation for the pretraining stage only."""
     import hf_transfer.pipeline as pipeline
@@ -174,6 +175,7 @@ def test_random_init_without_weights_refuses_pickles_only_when_loading(tiny_setu
         load_backbone(str(tmp_path / "vit"), label_names=["a", "b"])
 
 
+@pytest.mark.slow
 def test_resuming_reuses_the_source_pretrained_backbone(tiny_setup):
     """A resumed run must adapt the same pretrained backbone, not pretrain a new one."""
     tmp_path, path = tiny_setup

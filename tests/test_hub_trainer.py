@@ -134,6 +134,7 @@ print("RESULT:" + json.dumps({"logits": logits.tolist(), "labels": model.config.
 """
 
 
+@pytest.mark.slow
 def test_demo_adapter_pushed_with_one_command_loads_in_plain_transformers(hub, tmp_path):
     from hf_transfer.demo import DemoSettings, make_digit_domains, run_demo
     from hf_transfer.modeling import DomainAdaptationModel

@@ -165,6 +165,7 @@ def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
 TINY_RUNS = [(d, "local") for d in DOMAIN_RECIPES] + [("medical", "blood_cells_gpu")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("domain", "kind"), TINY_RUNS)
 def test_recipe_runs_a_few_steps_on_tiny_data(domain, kind, prepared, tmp_path):
     from hf_transfer.pipeline import run_training
@@ -189,6 +190,7 @@ def test_recipe_runs_a_few_steps_on_tiny_data(domain, kind, prepared, tmp_path):
         assert (out / args[4].output_subdir / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("domain", DOMAIN_RECIPES)
 def test_benchmark_oracle_runs_on_each_local_recipe(domain, prepared, tmp_path):
     """The runner's target_oracle overrides build a valid run for every modality (image crops, text, audio)."""
@@ -348,6 +350,7 @@ HUB_DATA = {"speech": _publish_speech_commands, "medical": _publish_camelyon, "d
             "finance": _publish_finance}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("domain", sorted(HUB_DATA))
 def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TRANSFER_DATA", str(tmp_path / "data"))  # the hub fixture clears HF_* variables

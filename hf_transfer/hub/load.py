@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME
+from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
 from ..cards import load_run_info
 from ..modalities import Modality, get_modality, modality_of_architectures, modality_of_task
 from ..privacy import is_hub_id
 from .push import _http_status
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from peft import PeftModel
     from transformers import PreTrainedModel
 
+    from ..artifacts import RunInfo
     from ..modalities import Processor
+    from ..modeling import DomainAdaptationModel
 
 # What loading downloads: never pickles (*.bin, *.pt, *.pkl) and never code (*.py).
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "README.md"]
@@ -107,11 +108,11 @@ def _load_processor(directory: Path, modality: Modality, trust_remote_code: bool
         return transformers.AutoProcessor.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
 
 
-def _load_peft(
-    directory: Path, *, token: str | None, trust_remote_code: bool, is_trainable: bool
-) -> tuple[PeftModel, Modality, dict[str, Any]]:
+def _load_base(
+    directory: Path, *, token: str | None, trust_remote_code: bool
+) -> tuple[PreTrainedModel, Modality, dict[str, Any]]:
+    """The base model ``adapter_config.json`` names (a Hub id once pushed), with the saved label config."""
     import transformers
-    from peft import PeftModel
 
     if not (directory / ADAPTER_WEIGHTS_NAME).is_file():
         raise HubLoadError(f"{ADAPTER_WEIGHTS_NAME} is missing: only safetensors adapters are loaded.")
@@ -131,6 +132,16 @@ def _load_peft(
         base_model = auto_class.from_pretrained(base, **kwargs)
     except OSError as exc:
         raise HubLoadError(f"Could not load the base model '{base}': {exc}") from None
+    return base_model, modality, info
+
+
+def _load_peft(
+    directory: Path, *, token: str | None, trust_remote_code: bool, is_trainable: bool
+) -> tuple[PeftModel, Modality, dict[str, Any]]:
+    """Base + adapter with plain peft: what any user without hf_transfer gets."""
+    from peft import PeftModel
+
+    base_model, modality, info = _load_base(directory, token=token, trust_remote_code=trust_remote_code)
     model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=is_trainable)
     return model, modality, info
 
@@ -158,12 +169,11 @@ def load_adapted_model(
 
 @dataclass
 class ContinuedAdaptation:
-    """What resuming domain adaptation needs: trainable adapter model, processor, discriminator, run info."""
+    """What resuming domain adaptation needs: the trainable model (discriminator included), processor, run info."""
 
-    model: PeftModel
+    model: DomainAdaptationModel
     processor: Processor
-    discriminator_state_dict: dict[str, torch.Tensor] | None
-    info: dict[str, Any]
+    info: RunInfo
     local_dir: str
 
 
@@ -174,16 +184,16 @@ def load_for_continued_adaptation(
     token: str | None = None,
     trust_remote_code: bool = False,
 ) -> ContinuedAdaptation:
-    """Base + adapter with LoRA weights trainable, plus the discriminator weights when they were pushed."""
-    from safetensors.torch import load_file
+    """A trainable :class:`~hf_transfer.modeling.DomainAdaptationModel`, through hf_transfer's one loader
+    (``DomainAdaptationModel.from_pretrained``): LoRA, head and discriminator (when it was pushed) trainable."""
+    from ..artifacts import RunInfo
+    from ..modeling import DomainAdaptationModel
 
     directory = _local_or_download(repo_id_or_path, revision, token)
-    model, modality, info = _load_peft(directory, token=token, trust_remote_code=trust_remote_code, is_trainable=True)
-    model.train()
-    disc_path = directory / DISCRIMINATOR_WEIGHTS_NAME
-    discriminator = load_file(str(disc_path)) if disc_path.is_file() else None
+    base_model, modality, _ = _load_base(directory, token=token, trust_remote_code=trust_remote_code)
+    model = DomainAdaptationModel.from_pretrained(directory, base_model=base_model, is_trainable=True)
     processor = _load_processor(directory, modality, trust_remote_code)
-    return ContinuedAdaptation(model, processor, discriminator, info, str(directory))
+    return ContinuedAdaptation(model, processor, RunInfo.read(directory), str(directory))
 
 
 __all__ = [
