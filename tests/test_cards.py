@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_transfer.cards import TEMPLATE_PATH, build_model_card, card_code_blocks, native_adapter_loading
+from hf_transfer.cards import build_model_card, card_code_blocks, native_adapter_loading
 from hf_transfer.privacy import LOCAL_DATA
 
 try:

@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from hf_transfer.cli import build_parser, main, parse_train_arguments
-from tests.conftest import _image_tree, tiny_vit_config
+from tests.conftest import _image_tree
 
 
 def test_yaml_config_and_dotted_overrides_are_parsed_by_hfargumentparser(tiny_setup):

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 import pytest
-import torch
 
 from hf_transfer.alignment import registry
 from hf_transfer.alignment.registry import (

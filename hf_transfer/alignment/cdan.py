@@ -35,9 +35,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput, with_class_weighting
-from .label_shift import class_weighted_domain_weights
-from .registry import AlignmentBatch, AlignmentMethod, DomainHeadSpec, MethodCard, TermOutput, register_method
+from .dann import (
+    DomainAdversarialLoss,
+    DomainAdversarialTerm,
+    DomainDiscriminator,
+    DomainLossOutput,
+    with_class_weighting,
+)
+from .registry import AlignmentBatch, AlignmentMethod, DomainHeadSpec, MethodCard, register_method
 
 MULTILINEAR_MAX_DIM = 4096
 """Largest ``feature_dim × num_classes`` conditioned exactly; above it the randomized map is used."""
@@ -216,22 +221,17 @@ def build_conditional_head(
     )
 
 
-class ConditionalAdversarialTerm:
-    """CDAN's term: the model's conditional head, with entropy (and class) weights."""
+class ConditionalAdversarialTerm(DomainAdversarialTerm):
+    """CDAN's term: DANN's, on the model's conditional head, with entropy (and class) weights."""
 
-    def __init__(self, settings: CdanSettings) -> None:
-        self.settings = settings
+    settings: CdanSettings
 
-    def __call__(self, batch: AlignmentBatch, *, domain_head: nn.Module, grl_lambda: float) -> TermOutput:
-        weights = (
-            class_weighted_domain_weights(batch.logits, batch.labels, batch.domain_labels)
-            if self.settings.class_weighting else None
-        )
+    def row_weights(self, batch: AlignmentBatch) -> torch.Tensor | None:
+        weights = super().row_weights(batch)
         if self.settings.entropy_conditioning:
             certainty = entropy_certainty_weights(batch.logits)
             weights = certainty if weights is None else weights.to(certainty.dtype) * certainty
-        out = domain_head(batch.features, batch.domain_labels, weights, logits=batch.logits, grl_lambda=grl_lambda)
-        return TermOutput(out.loss, {"domain_loss": out.loss.detach(), "domain_accuracy": out.accuracy})
+        return weights
 
 
 CDAN_CARD = MethodCard(

@@ -137,16 +137,21 @@ class DannSettings:
 
 
 class DomainAdversarialTerm:
-    """DANN's term: the model's domain head on all rows, with IWDAN's class weights when asked."""
+    """DANN's term: the model's domain head on all rows, with IWDAN's class weights when asked.
+
+    Subclasses (CDAN's) change the per-row weights through :meth:`row_weights`.
+    """
 
     def __init__(self, settings: DannSettings) -> None:
         self.settings = settings
 
+    def row_weights(self, batch: AlignmentBatch) -> torch.Tensor | None:
+        if not self.settings.class_weighting:
+            return None
+        return class_weighted_domain_weights(batch.logits, batch.labels, batch.domain_labels)
+
     def __call__(self, batch: AlignmentBatch, *, domain_head: nn.Module, grl_lambda: float) -> TermOutput:
-        weights = (
-            class_weighted_domain_weights(batch.logits, batch.labels, batch.domain_labels)
-            if self.settings.class_weighting else None
-        )
+        weights = self.row_weights(batch)
         out = domain_head(batch.features, batch.domain_labels, weights, logits=batch.logits, grl_lambda=grl_lambda)
         return TermOutput(out.loss, {"domain_loss": out.loss.detach(), "domain_accuracy": out.accuracy})
 

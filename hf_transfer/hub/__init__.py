@@ -44,4 +44,5 @@ __all__ = [
     "push_local_base",
     "push_to_hub",
     "resolve_base_model_id",
+    "resolve_token",
 ]
