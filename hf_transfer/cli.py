@@ -1,4 +1,4 @@
-"""``hf-transfer``: train | evaluate | demo | push.
+"""``hf-transfer``: train | evaluate | demo | push | diagnose.
 
 ``hf-transfer train CONFIG.yaml --training.max_steps 200 --source.dataset data/a`` reads a YAML
 (or JSON) file with the sections ``model``, ``source``, ``target``, ``training`` and (optional)
@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     push = sub.add_parser("push", help="Push an adapted model folder to the Hub in one commit, with its model card.")
     add_push_arguments(push)
     push.set_defaults(func=_push)
+
+    from .diagnostics.diagnosis import add_diagnose_arguments
+
+    add_diagnose_arguments(sub)
     return parser
 
 
