@@ -1,4 +1,4 @@
-"""``hf-transfer``: train | evaluate | demo | push | diagnose.
+"""``hf-transfer``: train | evaluate | demo | push | sweep | diagnose.
 
 ``hf-transfer train CONFIG.yaml --training.max_steps 200 --source.dataset data/a`` reads a YAML
 (or JSON) file with the sections ``model``, ``source``, ``target``, ``training`` and (optional)
@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.set_defaults(func=_push)
 
     from .diagnostics.diagnosis import add_diagnose_arguments
+    from .sweep import add_sweep_arguments
 
+    add_sweep_arguments(sub)
     add_diagnose_arguments(sub)
     return parser
 
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     ns, rest = parser.parse_known_args(argv)
-    if rest and ns.command != "train":
+    if rest and ns.command not in ("train", "sweep"):  # both take --section.field VALUE overrides
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return ns.func(ns, rest)
