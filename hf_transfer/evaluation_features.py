@@ -22,6 +22,8 @@ is added too (even with no validators): the sweep reads it to spot a candidate t
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers.trainer_utils import EvalLoopOutput
 
     from .trainer import DomainAdaptationTrainer
+
+logger = logging.getLogger(__name__)
 
 SOURCE_FIELDS = frozenset({"source_logits", "source_features", "source_labels"})
 TOP_CLASS_SHARE = "top_class_share"
@@ -142,7 +146,15 @@ class ValidatorEvaluation:
             source_features=source.array("features") if source else None,
             source_labels=source.array("labels") if source else None,
         )
-        scores = {key.removeprefix("target_"): value for key, value in compute_validators(self.validators, inputs).items()}
+        scores: dict[str, float] = {}
+        for validator in self.validators:
+            try:
+                scores.update(
+                    {key.removeprefix("target_"): value for key, value in compute_validators([validator], inputs).items()}
+                )
+            except ValueError as error:  # e.g. SND on a 1-row split: this score is missing, the evaluation goes on
+                logger.warning("Validator %r could not score this evaluation (NaN logged): %s", validator.name, error)
+                scores[validator.name] = math.nan
         counts = np.bincount(logits.argmax(-1), minlength=logits.shape[-1])
         scores[TOP_CLASS_SHARE] = float(counts.max() / counts.sum())
         return scores

@@ -273,6 +273,10 @@ def run_sweep(
     from .validators import EnsembleValidator, get_validator
 
     say = progress or (lambda line: None)
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise SweepError("The sweep runs on optuna: pip install optuna (or 'hf-transfer-learning[selection]').") from None
     if pruner not in PRUNERS:
         raise ValueError(f"pruner must be one of {PRUNERS}, got {pruner!r}.")
     chooser = get_validator(validator)  # an unknown name lists the known ones

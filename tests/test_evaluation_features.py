@@ -96,3 +96,14 @@ def test_a_validator_needing_the_source_split_without_one_is_a_clear_error(tmp_p
     )
     with pytest.raises(ValueError, match=r"\['dev'\] read the source's held-out split"):
         trainer.evaluate()
+
+
+def test_a_validator_that_cannot_score_a_split_logs_nan_and_evaluation_goes_on(tmp_path, caplog):
+    trainer = DomainAdaptationTrainer(
+        model=build_model(), args=train_args(tmp_path, validators=["entropy", "snd"]),
+        eval_datasets={"target": make_domain(1, shift=2.0, seed=4)},  # SND compares rows: one row is not enough
+    )
+    with caplog.at_level("WARNING", logger="hf_transfer.evaluation_features"):
+        metrics = trainer.evaluate()
+    assert np.isnan(metrics["eval_target_snd"]) and np.isfinite(metrics["eval_target_entropy"])
+    assert "Validator 'snd' could not score this evaluation" in caplog.text
