@@ -141,6 +141,10 @@ def load_grid(grid: str | os.PathLike | Mapping[str, Any]) -> dict[str, list[Any
             values = list(values) if isinstance(values, (list, tuple)) else [values]
             if not values:
                 raise ValueError(f"Grid field {key!r} lists no values.")
+            odd = [v for v in values if v is not None and not isinstance(v, (str, int, float, bool))]
+            if odd:
+                raise ValueError(f"Grid field {key!r}: each value must be one number, string or boolean, got {odd[0]!r} "
+                                 "(write a list-valued setting as one comma-separated string).")
             space[key] = values
     if not space:
         raise ValueError("The grid is empty: list at least one field with values to try, e.g. "

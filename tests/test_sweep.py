@@ -67,6 +67,7 @@ def test_bad_grids_and_validators_fail_before_any_run(setup, tmp_path):
         ({}, "The grid is empty"),
         ({"training": {"method": []}}, "'training.method' lists no values"),
         ({"training": {"output_dir": ["x"]}}, "cannot set 'training.output_dir'"),
+        ({"training": {"method": [["dann"]]}}, "each value must be one number, string or boolean"),
         ({"training": {"method": ["dann", "dnn"]}}, r"Candidate c01 \(method=dnn\).*dnn"),
     ]
     for grid, message in cases:

@@ -128,6 +128,11 @@ def shift_report(
     mode = mode or getattr(args, "shift_report", "pictures")
     if mode == "none" or not trainer.is_world_process_zero():
         return None
+    if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+        # sharded parameters: a forward pass on the main process alone would wait for the others forever
+        logger.warning("shift_report is skipped under FSDP/DeepSpeed (sharded weights); run `hf-transfer diagnose` "
+                       "on the saved adapter instead.")
+        return None
     source, target = _domains(trainer, source, target)
     model = trainer.accelerator.unwrap_model(trainer.model)
     output_dir = Path(output_dir or args.output_dir)
