@@ -88,3 +88,5 @@ def test_without_matplotlib_a_one_line_notice_and_the_numbers_still(tmp_path, mo
     assert not list((tmp_path / "out").glob("*.png"))
     assert "before adaptation" in report.format()
     assert shift_report(trainer, mode="none") is None
+    # too few rows to measure anything: a warning, never a failed run
+    assert shift_report(trainer, source=make_domain(1, seed=3), target=make_domain(1, seed=4)) is None

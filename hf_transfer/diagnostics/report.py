@@ -133,6 +133,16 @@ def shift_report(
         logger.warning("shift_report is skipped under FSDP/DeepSpeed (sharded weights); run `hf-transfer diagnose` "
                        "on the saved adapter instead.")
         return None
+    try:
+        return _shift_report(trainer, source, target, output_dir, mode, max_examples)
+    except Exception as error:  # documentation of a finished run: it never costs the run itself
+        logger.warning("The shift report could not be made (the model is saved regardless): %s: %s",
+                       type(error).__name__, error)
+        return None
+
+
+def _shift_report(trainer, source, target, output_dir, mode: str, max_examples: int) -> ShiftReport:
+    args = trainer.args
     source, target = _domains(trainer, source, target)
     model = trainer.accelerator.unwrap_model(trainer.model)
     output_dir = Path(output_dir or args.output_dir)
