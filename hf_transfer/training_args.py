@@ -191,7 +191,7 @@ class DomainAdaptationArguments(TrainingArguments):
         if metric is None or not metric.startswith(("eval_target_", "target_")):
             return
         name = validator_name(metric)
-        if name in TARGET_LABELLED_METRICS:
+        if name in TARGET_SPLIT_METRICS:
             return  # a metric on the labelled target eval split: the user's (oracle) choice
         if name not in SINGLE_VALIDATORS:
             greater_is_better(name)  # an unknown name (or the ensemble) is an error listing the known validators
@@ -202,7 +202,7 @@ class DomainAdaptationArguments(TrainingArguments):
 
 
 #: ``eval_target_*`` metrics that are not validators: the labelled target eval split's scores and its class mix.
-TARGET_LABELLED_METRICS = frozenset({"accuracy", "f1", "balanced_accuracy", "loss", "top_class_share"})
+TARGET_SPLIT_METRICS = frozenset({"accuracy", "f1", "balanced_accuracy", "loss", "top_class_share"})
 
 
 def _check_validators(names: list[str] | str | None) -> list[str]:
