@@ -64,6 +64,13 @@ class RunInfo:
     metrics: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
     """Optional source-only comparison: ``{"method": "source_only", "metrics": {...}}``."""
+    shift: dict[str, Any] | None = None
+    """The domain shift on the features entering the classifier, before and after adaptation
+    (:func:`hf_transfer.diagnostics.shift_report`): ``a_distance_before``, ``a_distance_after``, ``mmd_before``, ..."""
+    pictures: dict[str, str] | None = None
+    """Pictures saved next to the adapter: what they show -> file name, relative to the folder (uploaded with it)."""
+    selection: dict[str, Any] | None = None
+    """How a sweep chose this adapter among candidates, without target labels (:func:`hf_transfer.sweep.run_sweep`)."""
     license: str | None = None
     hf_transfer_version: str | None = None
     format: int = RUN_INFO_FORMAT

@@ -276,8 +276,11 @@ def build_model_card(
         for role, d in (("Source", source), ("Target", target))
     ]
     licences.append(f"Base model ({base or 'not on the Hub'}): see its model card")
+    from .card_sections import shift_and_selection_view
+
     card = ModelCard.from_template(
         card_data,
+        **shift_and_selection_view(info),
         template_path=str(template_path or TEMPLATE_PATH),
         repo_id=repo_id,
         base_model=base or "unknown base model",

@@ -259,14 +259,27 @@ def run_demo(output_dir: str | os.PathLike = "outputs/demo", seed: int = 0, sett
     results: dict[str, Any] = {"seed": seed, "pretrain_source_accuracy": pretrain_accuracy}
     for step, method in ((2, "source_only"), (3, "dann")):
         print(f"[{step}/3] LoRA {method} ({settings.adapt_steps} steps)...")
-        metrics, _ = adapt(method, domains, backbone_dir, settings, output_dir, seed, baseline=results.get("source_only"))
+        metrics, trainer = adapt(method, domains, backbone_dir, settings, output_dir, seed, baseline=results.get("source_only"))
         results[method] = {k: metrics[f"eval_{k}"] for k in ("source_accuracy", "source_f1", "target_accuracy", "target_f1")}
     results["target_gain"] = results["dann"]["target_accuracy"] - results["source_only"]["target_accuracy"]
+    results["shift"] = _shift_report(trainer, output_dir / "dann")  # the DANN run's: A-distance before/after, pictures
     write_demo_card(output_dir / "dann")
     results["seconds"] = round(time.time() - start, 1)
     (output_dir / "demo_results.json").write_text(json.dumps(results, indent=2))
     print(format_results(results, output_dir))
     return results
+
+
+def _shift_report(trainer: Any, adapter_dir: Path) -> dict[str, Any] | None:
+    """A-distance before/after adaptation and the pictures, written next to the adapter and into its run info."""
+    from .diagnostics.report import shift_report
+
+    report = shift_report(trainer, output_dir=adapter_dir, max_examples=300)
+    if report is None:
+        return None
+    trainer.accelerator.unwrap_model(trainer.model).run_info.write(adapter_dir)
+    return {**report.to_run_info(), "pictures": [str(adapter_dir / name) for name in report.pictures.values()],
+            "notice": report.notice}
 
 
 def write_demo_card(adapter_dir: Path) -> Path:
@@ -301,4 +314,11 @@ def format_results(results: dict[str, Any], output_dir: Path) -> str:
         f"Model card: {output_dir / 'dann' / 'README.md'} (push with: hf-transfer push {output_dir / 'dann'} USER/REPO "
         "--base-model-repo-id USER/BASE --push-base-model)",
     ]
+    shift = results.get("shift")
+    if shift:
+        rows.append(
+            f"Proxy A-distance between source and target features (0 = indistinguishable, 2 = separable): "
+            f"{shift['a_distance_before']:.3f} before adaptation, {shift['a_distance_after']:.3f} after DANN."
+        )
+        rows.append(f"Pictures: {', '.join(shift['pictures'])}" if shift["pictures"] else shift.get("notice") or "")
     return "\n".join(rows)

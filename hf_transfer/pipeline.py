@@ -25,6 +25,8 @@ from .data import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from transformers import TrainerCallback
+
     from .modalities import Processor
     from .training_args import DomainAdaptationArguments
 
@@ -178,8 +180,13 @@ def run_training(
     target_args: DomainDataArguments,
     training_args: DomainAdaptationArguments,
     pretraining_args: SourcePretrainingArguments | None = None,
+    callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, float]:
     """Train, evaluate per domain, and save the adapted model to ``training_args.output_dir``.
+
+    After training, ``training_args.shift_report`` measures the shift before/after adaptation and draws the
+    run's pictures into the output folder (:func:`~hf_transfer.diagnostics.shift_report`). ``callbacks`` go to
+    the Trainer (the sweep's pruner reports the validator score through one).
 
     With ``pretraining_args.epochs > 0`` the backbone is first fully fine-tuned on the source
     (:func:`~hf_transfer.pretraining.pretrain_on_source`), saved under ``output_dir`` and adapted from there.
@@ -276,10 +283,14 @@ def run_training(
         target_dataset=ready["target"],
         eval_datasets={k[len("eval_"):]: v for k, v in ready.items() if k.startswith("eval_")} or None,
         processing_class=backbone.processor,
+        callbacks=callbacks,
     )
     logger.info("hf_transfer: %s", model.trainable_parameters_summary())
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = trainer.evaluate() if trainer.eval_dataset else {}
+    from .diagnostics.report import shift_report
+
+    shift_report(trainer, source=ready.get("eval_source", source.with_transform(transforms["eval_source"])))
     trainer.save_model(training_args.output_dir)
     return metrics
 

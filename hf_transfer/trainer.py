@@ -432,6 +432,21 @@ class DomainAdaptationTrainer(Trainer):
             logger.warning("Checkpoint push at step %d failed (training continues): %s", self.state.global_step, exc)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """The Trainer's evaluation per split, plus the label-free validators on the target split.
+
+        ``args.validators`` score the target eval split's logits and pooled features (never its labels), with the
+        source eval split where a validator needs it (evaluated first), and are logged as ``eval_target_<name>``
+        (see :mod:`hf_transfer.evaluation_features`).
+        """
+        from .evaluation_features import source_first
+
+        if eval_dataset is None and isinstance(self.eval_dataset, dict) and list(self.eval_dataset) != source_first(
+            list(self.eval_dataset)
+        ):
+            metrics = {}
+            for name in source_first(list(self.eval_dataset)):
+                metrics.update(self.evaluate(name, ignore_keys, f"{metric_key_prefix}_{name}"))
+            return metrics
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         # Kept with the model so save_model() writes them into domain_adaptation.json (and the card).
         model = self.accelerator.unwrap_model(self.model)
@@ -439,3 +454,12 @@ class DomainAdaptationTrainer(Trainer):
             {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second"))}
         )
         return metrics
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix: str = "eval"):
+        from .evaluation_features import validator_evaluation
+
+        return validator_evaluation(self).run(
+            self, super().evaluation_loop, dataloader, description, prediction_loss_only, ignore_keys,
+            metric_key_prefix=metric_key_prefix,
+        )

@@ -18,6 +18,11 @@ from .alignment.registry import available_methods, get_method
 from .alignment.schedules import GRL_SCHEDULES
 from .cards import DOMAINS
 
+#: Validators computed at every evaluation by default: cheap, and they read only the target's logits.
+DEFAULT_VALIDATORS = ("entropy", "im", "bnm", "snd")
+#: What :func:`hf_transfer.diagnostics.shift_report` does after training.
+SHIFT_REPORTS = ("pictures", "metrics", "none")
+
 
 def _has_accelerator() -> bool:
     import torch
@@ -109,6 +114,24 @@ class DomainAdaptationArguments(TrainingArguments):
             "'all-linear') or comma-separated module names."
         },
     )
+    validators: list[str] = field(
+        default_factory=lambda: list(DEFAULT_VALIDATORS),
+        metadata={
+            "help": "Label-free validators computed at each evaluation on the target eval split's logits and features "
+            "(its labels are never read for them), logged as eval_target_<name>: any of 'source_accuracy', "
+            "'entropy', 'im', 'bnm', 'snd', 'dev', 'class_ami' ('source_accuracy' and 'dev' also read the source "
+            "eval split); 'none' for none. metric_for_best_model: eval_target_snd (with load_best_model_at_end) picks "
+            "checkpoints without target labels."
+        },
+    )
+    shift_report: str = field(
+        default="pictures",
+        metadata={
+            "help": "After training (hf-transfer train, the demo): 'pictures' measures the proxy A-distance between "
+            "the domains' features before and after adaptation and draws a t-SNE, the training curves and "
+            "confusion matrices into output_dir (needs matplotlib); 'metrics' only the A-distance; 'none' skips it."
+        },
+    )
     # Hub push (push_to_hub=True / trainer.push_to_hub() go through hf_transfer.hub.push_to_hub: one commit,
     # domain-aware card, Hub ids only):
     hub_base_model_repo_id: str | None = field(
@@ -151,10 +174,55 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"hub_card_domain must be one of {DOMAINS}, got {self.hub_card_domain!r}.")
         if self.label_names is None:
             self.label_names = ["labels"]
+        if self.shift_report not in SHIFT_REPORTS:
+            raise ValueError(f"shift_report must be one of {SHIFT_REPORTS}, got {self.shift_report!r}.")
+        self.validators = _check_validators(self.validators)
+        self._validator_for_best_model()
         if self.dataloader_pin_memory and not _has_accelerator():
             self.dataloader_pin_memory = False  # pinned memory only helps host-to-GPU copies
         AlignmentObjective.from_arguments(self)  # every setting checked before any model is built
         super().__post_init__()
+
+    def _validator_for_best_model(self) -> None:
+        """``metric_for_best_model: eval_target_snd`` works as is: the validator is computed, its direction used."""
+        from .validators import SINGLE_VALIDATORS, greater_is_better, validator_name
+
+        metric = self.metric_for_best_model
+        if metric is None or not metric.startswith(("eval_target_", "target_")):
+            return
+        name = validator_name(metric)
+        if name in TARGET_SPLIT_METRICS:
+            return  # a metric on the labelled target eval split: the user's (oracle) choice
+        if name not in SINGLE_VALIDATORS:
+            greater_is_better(name)  # an unknown name (or the ensemble) is an error listing the known validators
+        if name not in self.validators:
+            self.validators.append(name)
+        if self.greater_is_better is None:
+            self.greater_is_better = greater_is_better(name)
+
+
+#: ``eval_target_*`` metrics that are not validators: the labelled target eval split's scores and its class mix.
+TARGET_SPLIT_METRICS = frozenset({"accuracy", "f1", "balanced_accuracy", "loss", "top_class_share"})
+
+
+def _check_validators(names: list[str] | str | None) -> list[str]:
+    """The validator names, each known and computable per evaluation (an unknown one lists the known ones)."""
+    from .validators import EnsembleValidator, get_validator
+
+    if names is None or names == "none" or list(names) == ["none"]:
+        return []
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    checked: list[str] = []
+    for name in names:
+        if isinstance(get_validator(name), EnsembleValidator):
+            raise ValueError(
+                "validators: the 'ensemble' ranks finished candidates against each other (hf-transfer sweep); "
+                "list the single validators it should rank instead."
+            )
+        if name not in checked:
+            checked.append(name)
+    return checked
 
 
 def _parse_settings(value: dict[str, Any] | str | None) -> dict[str, Any]:

@@ -54,3 +54,11 @@ def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
     card = (adapter / "README.md").read_text()
     assert "domain-adaptation" in card and str(tmp_path) not in card
     assert json.loads((tmp_path / "demo_results.json").read_text())["seed"] == 0
+    # The output ends with the A-distance before and after adaptation, and where the pictures are.
+    shift = results["shift"]
+    assert info["shift"]["a_distance_before"] == shift["a_distance_before"]
+    last = printed.strip().splitlines()[-2:]
+    assert last[0].startswith("Proxy A-distance") and f"{shift['a_distance_before']:.3f} before adaptation" in last[0]
+    assert last[1].startswith("Pictures: ") or "matplotlib is not installed" in last[1]
+    for picture in shift["pictures"]:
+        assert picture.endswith(".png") and picture.split("/")[-1] in card

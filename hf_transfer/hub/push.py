@@ -32,6 +32,7 @@ from ..artifacts import (
     MODEL_CARD_NAME,
     RUN_INFO_NAME,
 )
+from ..card_sections import picture_files
 from ..cards import DOMAINS, build_model_card, load_run_info
 from ..privacy import is_hub_id, sanitize
 
@@ -185,6 +186,9 @@ def prepare_push_operations(
             if name.endswith(".json"):
                 content = _json_bytes(sanitize(json.loads(content)))
             ops.append(CommitOperationAdd(name, content))
+    # The run's pictures, linked from the card by relative path (a listed picture that is missing is not linked).
+    info["pictures"] = {key: name for key, name in picture_files(info).items() if (directory / name).is_file()}
+    ops += [CommitOperationAdd(name, (directory / name).read_bytes()) for name in info["pictures"].values()]
     if include_discriminator and (directory / DISCRIMINATOR_WEIGHTS_NAME).is_file():
         ops.append(CommitOperationAdd(DISCRIMINATOR_WEIGHTS_NAME, (directory / DISCRIMINATOR_WEIGHTS_NAME).read_bytes()))
     if (directory / RUN_INFO_NAME).is_file():
