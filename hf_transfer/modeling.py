@@ -41,6 +41,7 @@ from .backbones import classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
 from .modalities import infer_modality, task_of
 from .utils.io import atomic_directory_update
+from .utils.peft_compat import peft_wrapping
 
 logger = logging.getLogger(__name__)
 _CLASSIFIER_ATTRIBUTES = ("classifier", "score", "fc", "head", "cls_head")
@@ -201,7 +202,8 @@ class DomainAdaptationModel(nn.Module):
             modules_to_save=head,
             base_model_name_or_path=base_name,
         )
-        peft_model = get_peft_model(backbone, lora_config)
+        with peft_wrapping():
+            peft_model = get_peft_model(backbone, lora_config)
         if base_name:
             peft_model.peft_config["default"].base_model_name_or_path = base_name
         head_term = objective.domain_head_term
@@ -253,7 +255,8 @@ class DomainAdaptationModel(nn.Module):
         run_info = RunInfo.read(path)
         if base_model is None:
             base_model = _load_base_model(run_info, trust_remote_code=trust_remote_code, **hub_kwargs)
-        peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+        with peft_wrapping():
+            peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
         domain_head = domain_head_spec(run_info.domain_head_kind).load(
             {"discriminator": run_info.discriminator, "conditioning": run_info.conditioning}
         )

@@ -273,7 +273,6 @@ def run_training(
         eval_datasets={k[len("eval_"):]: v for k, v in ready.items() if k.startswith("eval_")} or None,
         processing_class=backbone.processor,
     )
-    logger.info("hf_transfer: %s", model.trainable_parameters_summary())
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = trainer.evaluate() if trainer.eval_dataset else {}
     trainer.save_model(training_args.output_dir)

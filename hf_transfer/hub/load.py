@@ -21,6 +21,7 @@ from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, DISCRIMINATOR
 from ..cards import load_run_info
 from ..modalities import Modality, get_modality, modality_of_architectures, modality_of_task
 from ..privacy import is_hub_id
+from ..utils.peft_compat import peft_wrapping
 from .push import _http_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +132,8 @@ def _load_peft(
         base_model = auto_class.from_pretrained(base, **kwargs)
     except OSError as exc:
         raise HubLoadError(f"Could not load the base model '{base}': {exc}") from None
-    model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=is_trainable)
+    with peft_wrapping():
+        model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=is_trainable)
     return model, modality, info
 
 
