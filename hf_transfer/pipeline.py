@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .privacy import is_hub_id
+from .privacy import is_hub_id, public_split_name
 from .data import (
     DomainDataArguments,
     align_labels,
@@ -119,7 +119,7 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
         "dataset": args.dataset if on_hub else None,  # local paths never reach the card
         "config": args.config,
         "split": args.split,
-        "eval_split": args.eval_split if on_hub else None,  # a local eval split can be a file path
+        "eval_split": args.eval_split if on_hub else public_split_name(args.eval_split),  # a local one may be a path
         **({"revision": args.revision, "data_dir": args.data_dir} if on_hub else {}),
         "description": args.description,
         "license": args.license,

@@ -117,7 +117,7 @@ def test_random_init_backbone_is_source_pretrained_then_adapted(tiny_setup):
     pretrained = out / "source-pretrained"
     assert (pretrained / "model.safetensors").is_file() and (pretrained / "preprocessor_config.json").is_file()
     adapter_config = json.loads((out / "adapter_config.json").read_text())
-    assert adapter_config["base_model_name_or_path"] == str(pretrained)
+    assert adapter_config["base_model_name_or_path"] == "./source-pretrained"  # inside output_dir, relative to it
     # the pretrained weights moved away from a fresh random init of the same config
     from transformers import ViTConfig, ViTForImageClassification
 

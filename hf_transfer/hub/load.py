@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME
+from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME, resolve_base_model
 from ..cards import load_run_info
 from ..modalities import Modality, get_modality, modality_of_architectures, modality_of_task
 from ..privacy import is_hub_id
@@ -118,7 +118,7 @@ def _load_peft(
         raise HubLoadError(f"{ADAPTER_WEIGHTS_NAME} is missing: only safetensors adapters are loaded.")
     modality, info = _modality_and_info(directory)
     adapter_config = json.loads((directory / ADAPTER_CONFIG_NAME).read_text())
-    base = adapter_config.get("base_model_name_or_path")
+    base = resolve_base_model(adapter_config.get("base_model_name_or_path"), directory)  # a local base: relative
     if not base:
         raise HubLoadError(f"{ADAPTER_CONFIG_NAME} does not name its base model.")
     auto_class = getattr(transformers, modality.auto_model)

@@ -30,27 +30,14 @@ from ..artifacts import (
     ADAPTER_WEIGHTS_NAME,
     DISCRIMINATOR_WEIGHTS_NAME,
     MODEL_CARD_NAME,
+    PROCESSOR_FILES,
     RUN_INFO_NAME,
+    resolve_base_model,
 )
 from ..cards import DOMAINS, build_model_card, load_run_info
 from ..privacy import is_hub_id, sanitize
 
 REQUIRED_FILES = (ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME)
-PROCESSOR_FILES = (
-    "preprocessor_config.json",
-    "processor_config.json",
-    "feature_extractor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "chat_template.jinja",
-)
 BASE_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors")
 
 
@@ -118,7 +105,7 @@ def _base_config(
 ) -> dict[str, Any] | None:
     """The base ``config.json`` carrying this run's labels (so pipelines show the right class names)."""
     candidates = [output_dir / "config.json"]
-    recorded = adapter_config.get("base_model_name_or_path")
+    recorded = resolve_base_model(adapter_config.get("base_model_name_or_path"), output_dir)
     if isinstance(recorded, str) and os.path.isdir(recorded):
         candidates.append(Path(recorded) / "config.json")
     config = None
@@ -194,7 +181,13 @@ def prepare_push_operations(
     config = _base_config(directory, adapter_config, base_id, api or HfApi(), info)
     if config is not None:
         ops.append(CommitOperationAdd("config.json", _json_bytes(config)))
-    card_info = dict(info, has_discriminator=include_discriminator and info.get("has_discriminator", False))
+    card_info = dict(
+        info,
+        has_discriminator=include_discriminator and info.get("has_discriminator", False),
+        has_base_config=config is not None,  # the card names only the files this commit holds
+        has_processor=any(op.path_in_repo in PROCESSOR_FILES for op in ops),
+        base_model_is_local=False,
+    )
     if config is not None and config.get("model_type"):
         card_info["model_type"] = config["model_type"]
     card = build_model_card(card_info, repo_id=repo_id, domain=domain, base_model=base_id, license=license)
@@ -344,7 +337,8 @@ def push_local_base(output_dir: str | os.PathLike, base_model_repo_id: str | Non
     """
     if not base_model_repo_id:
         raise HubPushError("--push-base-model needs --base-model-repo-id (where the base checkpoint goes).")
-    base = _read_json(check_output_dir(output_dir) / ADAPTER_CONFIG_NAME).get("base_model_name_or_path") or ""
+    directory = check_output_dir(output_dir)
+    base = resolve_base_model(_read_json(directory / ADAPTER_CONFIG_NAME).get("base_model_name_or_path"), directory) or ""
     if not Path(base).is_dir():
         raise HubPushError(
             "--push-base-model: the adapter's base model is not a local checkpoint folder on this machine; "
