@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from ..artifacts import (
     resolve_base_model,
 )
 from ..cards import DOMAINS, build_model_card, load_run_info
+from ..errors import network_cause, unreachable_message
 from ..privacy import is_hub_id, sanitize
 
 REQUIRED_FILES = (ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME)
@@ -43,6 +46,10 @@ BASE_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index
 
 class HubPushError(RuntimeError):
     """A push that cannot (or did not) happen, with a message saying what to do about it."""
+
+
+class LocalBaseModelError(HubPushError):
+    """The adapter's base model is a local checkpoint and no Hub id was given for it."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -93,7 +100,7 @@ def resolve_base_model_id(adapter_config: dict[str, Any], base_model_repo_id: st
     recorded = adapter_config.get("base_model_name_or_path")
     if is_hub_id(recorded) and not (isinstance(recorded, str) and os.path.isdir(recorded) and "/" not in recorded):
         return recorded
-    raise HubPushError(
+    raise LocalBaseModelError(
         "The adapter's base model is a local checkpoint (or unknown), which other machines cannot load. "
         "Pass base_model_repo_id='<namespace>/<name>' with the base model's Hub id "
         "(push a local base first with hf_transfer.hub.push_base_model)."
@@ -224,6 +231,36 @@ def push_to_hub(
     check_output_dir(output_dir)
     resolve_base_model_id(_read_json(Path(output_dir) / ADAPTER_CONFIG_NAME), base_model_repo_id)
     token = resolve_token(token)
+    with _network_errors_named(repo_id):
+        return _push(
+            output_dir, repo_id, base_model_repo_id=base_model_repo_id, private=private, revision=revision,
+            create_pr=create_pr, commit_message=commit_message, include_discriminator=include_discriminator,
+            token=token, domain=domain, license=license, overwrite=overwrite,
+        )
+
+
+@contextmanager
+def _network_errors_named(repo_id: str) -> Iterator[None]:
+    """A connection that fails (no network, a wrong HF_ENDPOINT) becomes a HubPushError naming the endpoint."""
+    try:
+        yield
+    except HubPushError:
+        raise
+    except Exception as error:
+        cause = network_cause(error)
+        if cause is None:
+            raise
+        raise HubPushError(
+            unreachable_message(f"Push to '{repo_id}' failed before its commit; the remote repository was not modified",
+                                cause)
+        ) from error
+
+
+def _push(
+    output_dir: str | os.PathLike, repo_id: str, *, base_model_repo_id: str | None, private: bool,
+    revision: str | None, create_pr: bool, commit_message: str | None, include_discriminator: bool, token: str,
+    domain: str, license: str | None, overwrite: bool,
+) -> CommitInfo:
     api = HfApi(token=token)
     operations = prepare_push_operations(
         output_dir, repo_id, base_model_repo_id=base_model_repo_id, include_discriminator=include_discriminator,
@@ -244,6 +281,8 @@ def push_to_hub(
     except HfHubHTTPError as exc:
         raise _push_error(exc, repo_id, "committing") from None
     except (RuntimeError, OSError, ValueError) as exc:  # e.g. an LFS/Xet upload dying before the commit
+        if network_cause(exc) is not None:
+            raise  # named with the endpoint by _network_errors_named
         cause = exc.__cause__
         if isinstance(cause, HfHubHTTPError):
             raise _push_error(cause, repo_id, "uploading files") from None
@@ -315,7 +354,13 @@ def push_base_model(
     directory = Path(base_dir)
     if not (directory / "config.json").is_file() or not list(directory.glob("model*.safetensors")):
         raise HubPushError("A base model directory needs config.json and model*.safetensors (no pickle weights).")
-    api = HfApi(token=resolve_token(token))
+    token = resolve_token(token)
+    with _network_errors_named(repo_id):
+        return _push_base(directory, repo_id, private=private, token=token, commit_message=commit_message)
+
+
+def _push_base(directory: Path, repo_id: str, *, private: bool, token: str, commit_message: str | None) -> CommitInfo:
+    api = HfApi(token=token)
     paths = sorted({p for pattern in BASE_MODEL_FILES + PROCESSOR_FILES for p in directory.glob(pattern)})
     ops = []
     for path in paths:
@@ -352,6 +397,7 @@ __all__ = [
     "PROCESSOR_FILES",
     "REQUIRED_FILES",
     "HubPushError",
+    "LocalBaseModelError",
     "check_output_dir",
     "prepare_push_operations",
     "push_base_model",
