@@ -187,6 +187,12 @@ def run_training(
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
 
+    from .checkpoints import resolve_resume
+    from .progress import readable_progress
+    from .progress import stage as announce
+
+    # 'last' / 'true': the newest complete checkpoint in output_dir
+    training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
     source = load_domain(source_args, seed=seed)
@@ -237,7 +243,11 @@ def run_training(
         training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
 
     base_model_name_or_path = model_args.model_name_or_path
-    if pretraining_args is not None and pretraining_args.epochs > 0:
+    pretrain = pretraining_args is not None and pretraining_args.epochs > 0
+    stages = 2 + pretrain + bool(evals)
+    if pretrain:
+        announce(1, stages, f"source pretraining ({pretraining_args.epochs:g} epochs of full fine-tuning on {len(source)} "
+              "source examples)")
         stage = dict(ready)
         augmentation = pretraining_args.image_augmentation
         if augmentation is not None and augmentation != model_args.image_augmentation:
@@ -273,8 +283,18 @@ def run_training(
         eval_datasets={k[len("eval_"):]: v for k, v in ready.items() if k.startswith("eval_")} or None,
         processing_class=backbone.processor,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = trainer.evaluate() if trainer.eval_dataset else {}
+    readable_progress(trainer, "adaptation")
+    resume = training_args.resume_from_checkpoint
+    announce(1 + pretrain, stages, f"adaptation ({training_args.method}, LoRA r={training_args.lora_r}"
+          + (f", resuming from {resume}" if resume else "") + ")")
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = {}
+    if trainer.eval_dataset:
+        announce(2 + pretrain, stages, "evaluation on " + " and ".join(f"the {d} domain's {a.eval_split!r} split" for d, a in
+                                                                   (("source", source_args), ("target", target_args))
+                                                                   if d in evals))
+        metrics = trainer.evaluate()
+    announce(stages, stages, f"saving the adapted model to {training_args.output_dir}")
     trainer.save_model(training_args.output_dir)
     return metrics
 

@@ -152,7 +152,8 @@ def test_pretraining_stage_can_use_its_own_image_augmentation(tiny_setup, monkey
     common = ["--model.image_augmentation", "flip", "--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
     assert main(["train", str(path), *common, "--pretraining.image_augmentation", "stain"]) == 0
     assert seen == {"pretraining": "stain", "adaptation": "flip"}
-    assert main(["train", str(path), *common]) == 0  # unset: the stage follows model.image_augmentation
+    # unset: the stage follows model.image_augmentation (a second run into the same output folder must say so)
+    assert main(["train", str(path), *common, "--training.overwrite_output_dir", "true"]) == 0
     assert seen == {"pretraining": "flip", "adaptation": "flip"}
     with pytest.raises(ValueError, match="pretraining.image_augmentation must be one of"):
         parse_train_arguments(str(path), ["--pretraining.image_augmentation", "sepia"])
