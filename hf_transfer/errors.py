@@ -37,10 +37,11 @@ def hub_endpoint() -> str:
 
 
 def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` is set (huggingface_hub then refuses every request)."""
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None and hasattr(constants, "HF_HUB_OFFLINE"):
-        return bool(constants.HF_HUB_OFFLINE)
+    """Whether ``HF_HUB_OFFLINE`` is set (huggingface_hub then refuses every request, and datasets with it)."""
+    copies = [(name, attr) for name, attr in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+                                                ("datasets.config", "HF_HUB_OFFLINE")) if name in sys.modules]
+    if copies:  # each library copied the variable when it was imported
+        return any(bool(getattr(sys.modules[name], attr, False)) for name, attr in copies)
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -75,7 +76,7 @@ def network_cause(exc: BaseException) -> BaseException | None:
 def unreachable_message(what: str, exc: BaseException | None = None) -> str:
     """``what`` could not be done because the Hub at the current endpoint is out of reach."""
     endpoint = hub_endpoint()
-    if hub_offline() or (exc is not None and type(exc).__name__ == "OfflineModeIsEnabled"):
+    if hub_offline() or (exc is not None and "OfflineModeIsEnabled" in f"{type(exc).__name__} {exc}"):
         return (
             f"{what}: HF_HUB_OFFLINE is set, so the Hub ({endpoint}) is not contacted and only files already in "
             "the cache can be used. Unset HF_HUB_OFFLINE to download, or use a local path."

@@ -14,9 +14,9 @@ import soundfile as sf
 from hf_transfer.cli import main
 
 try:
-    from hub_fixtures import hub, hub_server, patch_hf_hub  # noqa: F401  (fixtures)
+    from hub_fixtures import hub, hub_server, patch_datasets_hub, patch_hf_hub  # noqa: F401  (fixtures)
 except ImportError:
-    from tests.hub_fixtures import hub, hub_server, patch_hf_hub  # noqa: F401
+    from tests.hub_fixtures import hub, hub_server, patch_datasets_hub, patch_hf_hub  # noqa: F401
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
@@ -34,6 +34,7 @@ def _error(capsys) -> str:
 @pytest.fixture
 def unreachable_hub(monkeypatch, tmp_path):
     patch_hf_hub(monkeypatch, UNREACHABLE, tmp_path / "hf_home")
+    patch_datasets_hub(monkeypatch, UNREACHABLE)
 
 
 def test_a_class_folder_domain_takes_its_eval_split_as_a_folder_path(tiny_setup, capsys):
@@ -51,6 +52,7 @@ def test_a_class_folder_domain_takes_its_eval_split_as_a_folder_path(tiny_setup,
 
 def test_a_missing_relative_path_is_not_found_as_a_path_nor_as_a_hub_id(tiny_setup, hub, capsys, monkeypatch):
     tmp_path, path = tiny_setup
+    patch_datasets_hub(monkeypatch, hub.endpoint)
     monkeypatch.chdir(tmp_path)
     assert main(["train", str(path), "--target.dataset", "data/hospital_b"]) == 2
     message = _error(capsys)
@@ -68,6 +70,16 @@ def test_an_unreachable_hub_is_named_at_once_without_a_retry_storm(tiny_setup, u
     message = _error(capsys)
     assert "tried as a path" in message and f"could not reach the Hugging Face Hub at {UNREACHABLE} (offline?)" in message
     assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
+
+
+def test_offline_mode_is_said_as_such(tiny_setup, capsys, monkeypatch):
+    """The test session runs with HF_HUB_OFFLINE=1: a name that is no local path is looked up in the cache only."""
+    tmp_path, path = tiny_setup
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(path), "--target.dataset", "data/hospital_b"]) == 1
+    message = _error(capsys)
+    assert f"tried as a path ({tmp_path}/data/hospital_b does not exist) and as a Hub dataset id" in message
+    assert "HF_HUB_OFFLINE is set" in message
 
 
 def test_a_non_finite_loss_is_one_paragraph_with_what_was_saved(tiny_setup, capsys):
