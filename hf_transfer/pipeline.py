@@ -184,14 +184,13 @@ def run_training(
 
     from .alignment.objective import AlignmentObjective
     from .backbones import load_backbone
-    from .modeling import DomainAdaptationModel
-    from .trainer import DomainAdaptationTrainer
-
     from .checkpoints import resolve_resume
+    from .modeling import DomainAdaptationModel
     from .progress import readable_progress
     from .progress import stage as announce
+    from .trainer import DomainAdaptationTrainer
 
-    # 'last' / 'true': the newest complete checkpoint in output_dir
+    # 'last' / 'true' mean the newest complete checkpoint in output_dir
     training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
@@ -246,8 +245,7 @@ def run_training(
     pretrain = pretraining_args is not None and pretraining_args.epochs > 0
     stages = 2 + pretrain + bool(evals)
     if pretrain:
-        announce(1, stages, f"source pretraining ({pretraining_args.epochs:g} epochs of full fine-tuning on {len(source)} "
-              "source examples)")
+        announce(1, stages, f"source pretraining ({pretraining_args.epochs:g} epochs on {len(source)} source examples)")
         stage = dict(ready)
         augmentation = pretraining_args.image_augmentation
         if augmentation is not None and augmentation != model_args.image_augmentation:
@@ -285,14 +283,14 @@ def run_training(
     )
     readable_progress(trainer, "adaptation")
     resume = training_args.resume_from_checkpoint
-    announce(1 + pretrain, stages, f"adaptation ({training_args.method}, LoRA r={training_args.lora_r}"
-          + (f", resuming from {resume}" if resume else "") + ")")
+    resuming = f", resuming from {resume}" if resume else ""
+    announce(1 + pretrain, stages, f"adaptation ({training_args.method}, LoRA r={training_args.lora_r}{resuming})")
     trainer.train(resume_from_checkpoint=resume)
     metrics = {}
     if trainer.eval_dataset:
-        announce(2 + pretrain, stages, "evaluation on " + " and ".join(f"the {d} domain's {a.eval_split!r} split" for d, a in
-                                                                   (("source", source_args), ("target", target_args))
-                                                                   if d in evals))
+        splits = [f"{name} {args.eval_split!r}" for name, args in (("source", source_args), ("target", target_args))
+                  if name in evals]
+        announce(2 + pretrain, stages, f"evaluation on {' and '.join(splits)}")
         metrics = trainer.evaluate()
     announce(stages, stages, f"saving the adapted model to {training_args.output_dir}")
     trainer.save_model(training_args.output_dir)
