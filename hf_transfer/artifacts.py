@@ -7,7 +7,17 @@ A folder written by :meth:`~hf_transfer.modeling.DomainAdaptationModel.save_pret
 * ``domain_discriminator.safetensors``: the domain discriminator, to continue adapting;
 * ``domain_adaptation.json``: the run info (method, domains, settings, metrics), read by the card,
   the Hub push and ``hf-transfer evaluate``;
-* ``README.md``: the model card.
+* ``README.md``: the model card;
+* ``training_args.bin`` (written by the trainer): the ``DomainAdaptationArguments`` of the run.
+
+**No absolute local path is written into any of them.** A base model that is a local checkpoint folder
+is recorded relative to the saved folder (:func:`base_model_reference`: ``./source-pretrained`` for the
+pretraining stage's backbone inside ``output_dir``, ``../vit`` for a sibling folder), in
+``adapter_config.json`` (``base_model_name_or_path``) and ``domain_adaptation.json`` (``base_model``);
+:func:`resolve_base_model` turns it back into a path when the folder is loaded on the same machine, and
+the Hub push replaces it with the base's Hub id. Absolute paths in ``training_args.bin``
+(``output_dir``, ``logging_dir``, ``resume_from_checkpoint``, ...) are written relative to the saved
+folder too (:func:`portable_training_args`).
 """
 
 from __future__ import annotations
@@ -18,6 +28,24 @@ DISCRIMINATOR_WEIGHTS_NAME = "domain_discriminator.safetensors"
 RUN_INFO_NAME = "domain_adaptation.json"
 MODEL_CARD_NAME = "README.md"
 TRAINING_ARGS_NAME = "training_args.bin"
+BASE_CONFIG_NAME = "config.json"
+"""Only in a pushed repo (the base model's config with this run's labels); a saved folder has none."""
+PROCESSOR_FILES = (
+    "preprocessor_config.json",
+    "processor_config.json",
+    "feature_extractor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "chat_template.jinja",
+)
+"""The processor's files (image processor, feature extractor or tokenizer) that travel with the adapter."""
 
 import dataclasses
 import json
@@ -25,6 +53,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+LOCAL_PATH_PREFIXES = ("./", "../", ".\\", "..\\")
+"""How a recorded base model says it is a folder relative to the saved folder (never a Hub id)."""
 
 RUN_INFO_FORMAT = 2
 """Version of ``domain_adaptation.json``: 1 (hf_transfer 0.1.0: ``grl``/``mcc`` blocks, no ``objective``), 2."""
@@ -73,6 +104,8 @@ class RunInfo:
     """How a sweep chose this adapter among candidates, without target labels (:func:`hf_transfer.sweep.run_sweep`)."""
     license: str | None = None
     hf_transfer_version: str | None = None
+    framework_versions: dict[str, str] = field(default_factory=dict)
+    """peft, transformers, torch and huggingface_hub versions of the run (what the card lists)."""
     format: int = RUN_INFO_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -141,3 +174,75 @@ def _objective_of_format_1(values: dict[str, Any], mcc: dict[str, Any] | None) -
     if method in ("dann", "cdan") and mcc_term["weight"] > 0:
         terms.append(mcc_term)
     return {"method": method, "terms": terms}
+
+
+def base_model_reference(base: str | None, save_directory: str | os.PathLike) -> str | None:
+    """How a folder saved in ``save_directory`` names its base model ``base``.
+
+    A Hub id is kept as it is. A local checkpoint folder (absolute, or relative to the working directory)
+    becomes its path relative to ``save_directory``, always with a leading ``./`` or ``../``, so it never
+    reads as a Hub id, holds no absolute path, and still loads when the output folder and its base move
+    together. Anything else (a path that does not exist here) is kept as it is.
+    """
+    if not base or not os.path.isdir(os.path.expanduser(base)):
+        return base
+    return _relative_to(base, save_directory)
+
+
+def _relative_to(path: str, directory: str | os.PathLike) -> str:
+    """``path`` relative to ``directory``, with a leading ``./`` or ``../`` (``./name`` across drives)."""
+    target = Path(os.path.expanduser(path)).resolve()
+    try:
+        relative = os.path.relpath(target, Path(directory).resolve())
+    except ValueError:  # another drive (Windows): no relative path exists
+        return f"./{target.name}"
+    relative = relative.replace(os.sep, "/")
+    return relative if relative.startswith("../") or relative == ".." else f"./{relative}"
+
+
+def is_relative_reference(recorded: str | None) -> bool:
+    """Whether ``recorded`` (a saved base model name) is a path relative to the saved folder."""
+    return isinstance(recorded, str) and (recorded in (".", "..") or recorded.startswith(LOCAL_PATH_PREFIXES))
+
+
+def resolve_base_model(recorded: str | None, directory: str | os.PathLike) -> str | None:
+    """The base model a folder names, as something ``from_pretrained`` can load from this machine.
+
+    A relative reference (``./x``, ``../x``) is resolved against ``directory`` (the saved folder); a Hub
+    id, or an absolute path written by hf_transfer 0.1.0, comes back unchanged.
+    """
+    if is_relative_reference(recorded):
+        return str((Path(directory) / recorded).resolve())
+    return recorded
+
+
+_PATH_FIELDS = ("output_dir", "logging_dir", "resume_from_checkpoint", "run_name", "deepspeed")
+
+
+def portable_training_args(args: Any, save_directory: str | os.PathLike) -> Any:
+    """A shallow copy of ``args`` (``TrainingArguments``) with absolute local paths made relative to
+    ``save_directory``: what ``training_args.bin`` holds, so a saved folder carries no absolute path."""
+    import copy
+
+    portable = copy.copy(args)
+    for name in _PATH_FIELDS:
+        value = getattr(portable, name, None)
+        if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+            object.__setattr__(portable, name, _relative_to(value, save_directory))
+    return portable
+
+
+FRAMEWORKS = ("peft", "transformers", "torch", "huggingface_hub")
+
+
+def installed_versions(packages: tuple[str, ...] = FRAMEWORKS) -> dict[str, str]:
+    """The installed versions of ``packages`` (those not installed are left out)."""
+    from importlib import metadata
+
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -11,11 +11,19 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import ADAPTER_CONFIG_NAME, DISCRIMINATOR_WEIGHTS_NAME, RUN_INFO_NAME
+from .artifacts import (
+    ADAPTER_CONFIG_NAME,
+    BASE_CONFIG_NAME,
+    DISCRIMINATOR_WEIGHTS_NAME,
+    PROCESSOR_FILES,
+    RUN_INFO_NAME,
+    installed_versions,
+    is_relative_reference,
+    resolve_base_model,
+)
 from .modalities import get_modality, modality_of_task, task_of
 from .privacy import LOCAL_DATA, is_hub_id, sanitize, scrub_text
 
@@ -91,7 +99,11 @@ def native_adapter_loading(model_type: str | None, task: str) -> bool:
 
 
 def load_run_info(output_dir: str | os.PathLike) -> dict:
-    """Read ``domain_adaptation.json`` (optional) and fill gaps from ``adapter_config.json``."""
+    """Read ``domain_adaptation.json`` (optional) and fill gaps from ``adapter_config.json``.
+
+    Also says what the folder holds, for the card: ``has_discriminator``, ``has_base_config``, ``has_processor``,
+    and ``base_model_is_local`` when the recorded base is a checkpoint folder on this machine (not a Hub id).
+    """
     from .artifacts import RunInfo
 
     directory = Path(output_dir)
@@ -101,13 +113,19 @@ def load_run_info(output_dir: str | os.PathLike) -> dict:
     if (directory / ADAPTER_CONFIG_NAME).is_file():
         adapter = json.loads((directory / ADAPTER_CONFIG_NAME).read_text())
         info.setdefault("base_model", adapter.get("base_model_name_or_path"))
-        base_config = Path(str(adapter.get("base_model_name_or_path") or "")) / "config.json"
+        base_config = Path(str(resolve_base_model(adapter.get("base_model_name_or_path"), directory) or "")) / "config.json"
         for config_path in (directory / "config.json", base_config):
             if "model_type" not in info and config_path.is_file():
                 info["model_type"] = json.loads(config_path.read_text()).get("model_type")
         if not info.get("lora"):
             info["lora"] = {k: adapter.get(k) for k in ("r", "lora_alpha", "lora_dropout", "target_modules") if k in adapter}
     info["has_discriminator"] = (directory / DISCRIMINATOR_WEIGHTS_NAME).is_file()
+    info["has_base_config"] = (directory / BASE_CONFIG_NAME).is_file()
+    info["has_processor"] = any((directory / name).is_file() for name in PROCESSOR_FILES)
+    base = info.get("base_model")
+    info["base_model_is_local"] = isinstance(base, str) and (
+        is_relative_reference(base) or os.path.isabs(base) or os.path.isdir(str(resolve_base_model(base, directory)))
+    )
     return info
 
 
@@ -144,6 +162,9 @@ def dataset_config_of(domain: Mapping) -> str | None:
 def _domain_view(domain: Mapping) -> dict:
     view = {key: _fmt(domain.get(key)) for key in ("dataset", "split", "description", "license")}
     view["config"] = _fmt(dataset_config_of(domain))
+    eval_split = domain.get("eval_split")
+    if isinstance(eval_split, str) and eval_split and eval_split != domain.get("split"):
+        view["split"] = f"{view['split']} (evaluated on {eval_split})"
     rows = domain.get("filter")
     if isinstance(rows, Mapping) and rows.get("column"):
         values = ", ".join(str(v) for v in rows.get("values") or [])
@@ -167,16 +188,19 @@ def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
     for split in ("source", "target"):
         domain = _as_dict(info.get(f"{split}_domain"))
         dataset = domain.get("dataset")
-        dataset_type = dataset if is_hub_id(dataset) else "custom"
+        # huggingface_hub groups results by (task, dataset type, config, split, revision), not by name: local data
+        # gets a type per domain, or the target's metrics would be filed under the source's entry.
+        dataset_type = dataset if is_hub_id(dataset) else f"local-{split}-data"
         dataset_name = f"{split.capitalize()} domain: {dataset if is_hub_id(dataset) else LOCAL_DATA}"
+        eval_split = domain.get("eval_split")
         common = dict(
             task_type=task,
             task_name=task.replace("-", " ").capitalize(),
             dataset_type=dataset_type,
             dataset_name=dataset_name,
             dataset_config=dataset_config_of(domain) if is_hub_id(dataset) else None,
-            # the metrics are on the evaluation split, when the domain had one
-            dataset_split=next((s for s in (domain.get("eval_split"), domain.get("split")) if isinstance(s, str) and s), None),
+            # metrics are measured on the evaluation split, never on the training split: no split when none was recorded
+            dataset_split=eval_split if isinstance(eval_split, str) and eval_split else None,
             dataset_revision=domain.get("revision") if is_hub_id(dataset) and isinstance(domain.get("revision"), str) else None,
         )
         for name, metric_type, args in (("accuracy", "accuracy", None), ("f1", "f1", {"average": "macro"})):
@@ -211,14 +235,22 @@ def _result_rows(info: Mapping) -> tuple[list[dict], bool]:
     return rows, bool(baseline)
 
 
-def _versions(info: Mapping) -> dict[str, str]:
-    versions = {"hf_transfer": str(info.get("hf_transfer_version") or "unknown")}
-    for package in ("peft", "transformers", "torch", "huggingface_hub"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+def _versions(info: Mapping) -> tuple[dict[str, str], bool]:
+    """The versions the run recorded, and whether it recorded them (else this machine's, said as such)."""
+    recorded = {str(k): str(v) for k, v in _as_dict(info.get("framework_versions")).items()}
+    version = info.get("hf_transfer_version")
+    if recorded and version:
+        return {"hf_transfer": str(version), **recorded}, True
+    here = {"hf_transfer": _installed_hf_transfer(), **installed_versions()}
+    if version:
+        here["hf_transfer"] = f"{version} (recorded by the run)"
+    return here, False
+
+
+def _installed_hf_transfer() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def build_model_card(
@@ -241,9 +273,9 @@ def build_model_card(
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     raw = dict(output_dir_or_info) if isinstance(output_dir_or_info, Mapping) else load_run_info(output_dir_or_info)
-    base = base_model or raw.get("base_model")
+    base = base_model or (None if raw.get("base_model_is_local") else raw.get("base_model"))
     info = sanitize(raw)
-    base = base if is_hub_id(base) else None
+    base = base if is_hub_id(base) else None  # never a local path, never an invented name
     task = info.get("task") or task_of("image")
     modality = info.get("modality") or modality_of_task(task) or "image"
     view = method_view(info)
@@ -271,6 +303,7 @@ def build_model_card(
     id2label = _as_dict(info.get("id2label"))
     labels = [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k) if str(k).isdigit() else str(k))]
     rows, has_baseline = _result_rows(info)
+    versions, versions_recorded = _versions(info)
     licences = [
         f"{role} data ({_fmt(d.get('dataset'))}): {d.get('license') or 'licence not recorded'}"
         for role, d in (("Source", source), ("Target", target))
@@ -283,7 +316,7 @@ def build_model_card(
         **shift_and_selection_view(info),
         template_path=str(template_path or TEMPLATE_PATH),
         repo_id=repo_id,
-        base_model=base or "unknown base model",
+        base_model=base,
         task=task,
         domain=domain,
         method=method,
@@ -311,8 +344,11 @@ def build_model_card(
         native_loading=native_adapter_loading(raw.get("model_type"), task),
         model_type=raw.get("model_type") or "this architecture",
         has_discriminator=bool(raw.get("has_discriminator")),
+        has_base_config=bool(raw.get("has_base_config")),
+        has_processor=bool(raw.get("has_processor", True)),
         licences=licences,
-        versions=_versions(info),
+        versions=versions,
+        versions_recorded=versions_recorded,
     )
     card.text = scrub_text(card.text)  # safety net for anything a template variable let through
     return card

@@ -5,7 +5,11 @@
 ``pretraining``; each section is parsed by ``HfArgumentParser`` into its dataclass, and
 ``--section.field value`` overrides any field. ``hf-transfer train --help-fields`` lists every field.
 String values may use ``${VAR}`` or ``${VAR:-default}`` (environment variables), so a recipe can
-point at data whose location differs per machine.
+point at data whose location differs per machine; ``null`` (or ``none``) sets a field to None.
+
+Every command reports an expected failure (a bad config, missing data, the Hub out of reach, a non-finite
+loss, Ctrl-C) as one paragraph on stderr and a non-zero exit code (2: the request cannot run as given;
+1: the run failed; 130: interrupted); ``--debug`` or ``HF_TRANSFER_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -14,23 +18,66 @@ import argparse
 import json
 import logging
 import sys
+import traceback
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Failure, debug_requested, network_cause, unreachable_message
+
 
 # The config parsing lives in .config (the sweep reads configs too); re-exported here.
 from .config import SECTIONS, expand_env, load_config, parse_train_arguments  # noqa: F401
 from .config import section_classes as _section_classes
 
 
+FIELD_HELP = {
+    ("training", "resume_from_checkpoint"): "Resume this run: 'last' (or 'true') for the newest complete "
+    "checkpoint-<step> folder in output_dir, or the path of a checkpoint folder. Unset (or 'false'/null): start fresh.",
+    ("training", "do_train"): "Ignored: `hf-transfer train` always trains.",
+    ("training", "do_eval"): "Ignored: `hf-transfer train` evaluates each domain that has an eval_split, after training "
+    "(and during it with eval_strategy).",
+    ("training", "do_predict"): "Ignored by `hf-transfer train`; use `hf-transfer evaluate` on a saved model.",
+}
+
+
+def help_fields_text() -> str:
+    """Every field of every section, under the flag that sets it (``--model.model_name_or_path``)."""
+    from transformers import HfArgumentParser
+
+    blocks = []
+    for section, cls in _section_classes().items():
+        parser = HfArgumentParser(cls, add_help=False, usage=argparse.SUPPRESS)
+        parser.description = None
+        for action in parser._actions:
+            if not action.option_strings:
+                continue
+            negated = any(o.startswith("--no_") or o.startswith("--no-") for o in action.option_strings)
+            action.option_strings = [f"--{section}.{'no_' if negated else ''}{action.dest}"]
+            own = FIELD_HELP.get((section, action.dest))
+            if own and not negated:
+                action.help = own
+        text = parser.format_help().replace("options:\n", "", 1).strip("\n")
+        blocks.append(f"=== section '{section}' (in the config file under '{section}:', or --{section}.FIELD VALUE) ===\n{text}")
+    return "\n\n".join(blocks)
+
+
 def _train(ns: argparse.Namespace, rest: list[str]) -> int:
     if ns.help_fields:
-        from transformers import HfArgumentParser
-
-        for section, cls in _section_classes().items():
-            print(f"\n=== section '{section}' (override with --{section}.FIELD VALUE) ===")
-            HfArgumentParser(cls).print_help()
+        print(help_fields_text())
         return 0
+    from .checkpoints import claim_output_dir
     from .pipeline import run_training
 
+    if not ns.config and not rest:
+        raise ValueError("hf-transfer train needs a config file (e.g. recipes/examples/image_folder.yaml) or "
+                         "--section.field overrides; see `hf-transfer train --help`.")
     model_args, source_args, target_args, training_args, pretraining_args = parse_train_arguments(ns.config, rest)
+    ns.output_dir = training_args.output_dir  # for the messages of a run that stops
+    removed = claim_output_dir(
+        training_args.output_dir, overwrite=training_args.overwrite_output_dir,
+        resume=training_args.resume_from_checkpoint,
+    )
+    if removed:
+        logging.getLogger(__name__).warning(
+            "overwrite_output_dir: removed the old run's %s from %s.", ", ".join(removed), training_args.output_dir
+        )
     metrics = run_training(model_args, source_args, target_args, training_args, pretraining_args)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"Adapted model saved to {training_args.output_dir}")
@@ -99,9 +146,10 @@ def main_push(
     license: str | None = None,
     overwrite: bool = False,
     push_base: bool = False,
+    debug: bool = False,
 ) -> int:
     """argparse-free entry point: push, print the commit/PR URL, return an exit code (no token output)."""
-    from .hub.push import HubPushError, push_local_base, push_to_hub
+    from .hub.push import HubPushError, LocalBaseModelError, push_local_base, push_to_hub
 
     try:
         if push_base:
@@ -112,11 +160,23 @@ def main_push(
             create_pr=create_pr, commit_message=commit_message, include_discriminator=include_discriminator,
             domain=domain, license=license, overwrite=overwrite,
         )
+    except LocalBaseModelError:
+        _report("push", _local_base_message(output_dir, repo_id), debug)
+        return EXIT_FAILED
     except HubPushError as exc:
-        print(f"hf-transfer push: error: {exc}", file=sys.stderr)
-        return 1
+        _report("push", str(exc), debug)
+        return EXIT_FAILED
     print(info.pr_url or info.commit_url)
     return 0
+
+
+def _local_base_message(output_dir: str, repo_id: str) -> str:
+    return (
+        f"The adapter in {output_dir} was trained from a local base model (a checkpoint folder on this machine), "
+        "which nobody else can load. Pass --base-model-repo-id <namespace>/<name>, the base model's Hub id, and add "
+        "--push-base-model to upload the local base there first: "
+        f"hf-transfer push {output_dir} {repo_id} --base-model-repo-id <namespace>/<base-name> --push-base-model"
+    )
 
 
 def push_command(args: argparse.Namespace) -> int:
@@ -134,6 +194,19 @@ def push_command(args: argparse.Namespace) -> int:
         license=getattr(args, "license", None),
         overwrite=getattr(args, "overwrite", False),
         push_base=getattr(args, "push_base_model", False),
+        debug=getattr(args, "debug", False),
+    )
+
+
+def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = False if top else argparse.SUPPRESS  # a sub-command's flag must not reset the top-level one
+    parser.add_argument(
+        "--debug", action="store_true", default=default,
+        help="On an error, show the traceback as well as the message (also: HF_TRANSFER_DEBUG=1).",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", default=default,
+        help="Print the Trainer's raw log dicts and every library's INFO messages.",
     )
 
 
@@ -141,11 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-transfer",
         description="Cross-domain transfer learning: LoRA + domain-adversarial training for Hugging Face backbones.",
+        epilog="An error prints one paragraph and exits non-zero (2: bad input, 1: the run failed, 130: "
+        "interrupted); add --debug (or set HF_TRANSFER_DEBUG=1) for the traceback.",
     )
+    _common_options(parser, top=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, top=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser(
         "train",
+        parents=[common],
         help="Adapt a backbone from a YAML/JSON config.",
         description="Train LoRA + DANN from CONFIG (sections model/source/target/training). Override any field "
         "with --section.field VALUE, e.g. --training.max_steps 100 --source.dataset path/to/folder. "
@@ -155,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--help-fields", action="store_true", help="List every field of every section and exit.")
     train.set_defaults(func=_train)
 
-    evaluate = sub.add_parser("evaluate", help="Accuracy and macro-F1 of a saved adapted model on a dataset.")
+    evaluate = sub.add_parser(
+        "evaluate", parents=[common], help="Accuracy and macro-F1 of a saved adapted model on a dataset."
+    )
     evaluate.add_argument("model", help="Folder written by `hf-transfer train` (or save_model).")
     evaluate.add_argument("dataset", help="Hub id, class-folder path or data file(s).")
     evaluate.add_argument("--config", default=None, help="Hub dataset config name.")
@@ -180,13 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     demo = sub.add_parser(
-        "demo", help="Offline demo: digits → digits in random ink/paper colours, source-only vs DANN (about a minute on CPU)."
+        "demo", parents=[common],
+        help="Offline demo: digits → digits in random ink/paper colours, source-only vs DANN (32-36 s on an idle "
+        "2-core CPU, the README's reference machine).",
     )
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 
-    push = sub.add_parser("push", help="Push an adapted model folder to the Hub in one commit, with its model card.")
+    push = sub.add_parser(
+        "push", parents=[common], help="Push an adapted model folder to the Hub in one commit, with its model card."
+    )
     add_push_arguments(push)
     push.set_defaults(func=_push)
 
@@ -198,17 +283,106 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Formatter(logging.Formatter):
+    """INFO lines as plain sentences; warnings and errors with their level and logger."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        self._style._fmt = "%(message)s" if record.levelno == logging.INFO else "%(levelname)s %(name)s: %(message)s"
+        return super().format(record)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """hf_transfer's own INFO lines (stages, progress) on stderr; other libraries' only with --verbose."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.stdout):
+            handler.setFormatter(_Formatter())
+    logging.getLogger("hf_transfer").setLevel(logging.INFO)
+
+
+def _explain(exc: BaseException, ns: argparse.Namespace) -> Failure | None:
+    """An expected failure as one paragraph and an exit code; ``None`` for anything else (a bug: traceback)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    output_dir = getattr(ns, "output_dir", None)
+    if "NonFiniteLossError" in names:
+        from .checkpoints import describe_checkpoints
+
+        saved = f" Saved work: {describe_checkpoints(output_dir)}." if output_dir else ""
+        return Failure(f"{exc}{saved}", EXIT_FAILED)
+    if names & {"HubPushError", "HubLoadError", "HubUnreachableError"}:
+        return Failure(str(exc), EXIT_FAILED)
+    cause = network_cause(exc)
+    if cause is not None:
+        return Failure(unreachable_message(f"{ns.command} needs the Hub", cause), EXIT_FAILED)
+    if isinstance(exc, (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
+        return Failure(str(exc), EXIT_USAGE)
+    if isinstance(exc, OSError) and "huggingface" in str(exc).lower():  # transformers: model/files not found
+        return Failure(str(exc), EXIT_USAGE)
+    return None
+
+
+def _interrupted(ns: argparse.Namespace) -> str:
+    output_dir = getattr(ns, "output_dir", None)
+    if ns.command == "train" and output_dir:
+        from .checkpoints import describe_checkpoints, newest_checkpoint
+
+        text = f"interrupted. Saved work is intact: {describe_checkpoints(output_dir)}"
+        if newest_checkpoint(output_dir) is not None:
+            text += "; resume with the same command and --training.resume_from_checkpoint last"
+        return text + "."
+    if ns.command == "push":
+        return "interrupted. A push is one commit: the remote repository is unchanged unless that commit was made."
+    return "interrupted. Files saved before the interrupt are intact (every save is written whole, then moved in place)."
+
+
+def _close_progress_bars() -> None:
+    """End the bars a stopped run left open, so the message starts on a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     ns, rest = parser.parse_known_args(argv)
     if rest and ns.command not in ("train", "sweep"):  # both take --section.field VALUE overrides
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    debug = debug_requested(ns.debug)
+    _configure_logging(ns.verbose)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from . import progress
+
+    verbose, progress.VERBOSE = progress.VERBOSE, ns.verbose
     try:
-        return ns.func(ns, rest)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"hf-transfer {ns.command}: error: {exc}", file=sys.stderr)
-        return 2
+        with logging_redirect_tqdm():  # log lines above the progress bars, not through them
+            return ns.func(ns, rest)
+    except KeyboardInterrupt:
+        _close_progress_bars()
+        if debug:
+            traceback.print_exc()
+        print(f"hf-transfer {ns.command}: {_interrupted(ns)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        failure = _explain(exc, ns)
+        if failure is None:
+            raise  # not an expected failure: a bug, with its traceback
+        _close_progress_bars()
+        _report(ns.command, failure.message, debug)
+        return failure.exit_code
+    finally:
+        progress.VERBOSE = verbose  # for this command only (main can run several times in one process)
+
+
+def _report(command: str, message: str, debug: bool = False) -> None:
+    """An expected failure on stderr: the traceback first with --debug, then the one paragraph."""
+    debug = debug_requested(debug)
+    if debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    print(f"hf-transfer {command}: error: {message}", file=sys.stderr)
+    if not debug:
+        print("(run again with --debug, or HF_TRANSFER_DEBUG=1, to see the traceback)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Train configs: a YAML/JSON file with the sections ``model``, ``source``, ``target``, ``training`` and
 ``pretraining``, plus ``--section.field value`` overrides, parsed by ``HfArgumentParser`` into their dataclasses.
+``null`` (or ``none``) sets a field to None; an unknown field is named with its section and a close match.
 
 ``hf-transfer train`` and ``hf-transfer sweep`` (each candidate) read their configs here; the CLI re-exports
 :func:`parse_train_arguments`. String values may use ``${VAR}`` or ``${VAR:-default}`` (environment variables).
@@ -7,6 +8,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import os
 import re
@@ -26,7 +29,6 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def section_classes() -> dict[str, type]:
-    """Each config section's dataclass."""
     from .pipeline import ModelArguments, SourceDataArguments, SourcePretrainingArguments, TargetDataArguments
     from .training_args import DomainAdaptationArguments
 
@@ -105,11 +107,83 @@ def _to_argv(values: dict[str, Any]) -> list[str]:
     return argv
 
 
+NULL_WORDS = ("null", "~")
+"""Override values that set a field to None; ``none`` does too, for fields that have no 'none' value of their own."""
+
+
+def _accepts_none_word(field: dataclasses.Field) -> bool:
+    """Fields whose help names 'none' as one of their values (report_to, the augmentations, label_column) read the
+    word ``none`` as itself; everywhere else ``none`` means null."""
+    return "'none'" in str(field.metadata.get("help", "")).lower()
+
+
+def _is_null(field: dataclasses.Field | None, values: list[str]) -> bool:
+    if len(values) != 1:
+        return False
+    word = values[0].strip().lower()
+    return word in NULL_WORDS or (word == "none" and field is not None and not _accepts_none_word(field))
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def _optional(cls: type, name: str) -> bool:
+    import typing
+
+    try:
+        hint = typing.get_type_hints(cls)[name]
+    except Exception:  # an annotation that cannot be resolved: let the dataclass decide
+        return True
+    return type(None) in typing.get_args(hint)
+
+
+def _check_field_names(section: str, names: dict[str, str], classes: dict[str, type]) -> None:
+    """Every field named in ``section`` exists; an unknown one is named with its section and the closest match."""
+    known = _fields(classes[section])
+    for name, origin in names.items():
+        plain = name.replace("-", "_")
+        if plain in known or (plain.startswith("no_") and plain[3:] in known):
+            continue
+        elsewhere = [s for s, cls in classes.items() if s != section and plain in _fields(cls)]
+        close = difflib.get_close_matches(plain, list(known), n=1, cutoff=0.6)
+        if elsewhere:
+            hint = " It is a field of " + " and ".join(f"'{s}' (--{s}.{plain})" for s in elsewhere) + "."
+        elif close:
+            hint = f" Did you mean {section}.{close[0]} (--{section}.{close[0]})?"
+        else:
+            hint = ""
+        raise ValueError(
+            f"Unknown field {section}.{name} ({origin}).{hint} `hf-transfer train --help-fields` lists every field "
+            "of every section."
+        )
+
+
+def _raise_parse_error(section: str):
+    def error(message: str):
+        message = re.sub(r"--([A-Za-z_][\w-]*)", lambda m: f"--{section}.{m.group(1).replace('-', '_')}", message)
+        message = re.sub(r"(--[\w.]+)(/\1)+", r"\1", message)  # --x/--x: the dash alias, renamed alike
+        hint = ""
+        if "required" in message:
+            hint = f" Set it in the config's '{section}' section or pass it on the command line."
+        raise ValueError(f"Section '{section}': {message}.{hint}")
+
+    return error
+
+
 def parse_train_arguments(config_path: str | None, overrides: list[str]) -> TrainArguments:
-    """Config file + ``--section.field value`` overrides → (model, source, target, training, pretraining)."""
+    """Config file + ``--section.field value`` overrides → (model, source, target, training, pretraining).
+
+    ``null`` (or ``~``; ``none`` for fields without a 'none' value of their own) sets a field to None, in the
+    config file as on the command line. An unknown field is an error naming its section and the closest field.
+    """
     from transformers import HfArgumentParser
 
     config = load_config(config_path) if config_path else {s: {} for s in SECTIONS}
+    classes = section_classes()
+    origin = f"in {config_path}" if config_path else "in the config"
+    named: dict[str, dict[str, str]] = {s: {name: origin for name in config[s]} for s in SECTIONS}
+    nulls: dict[str, set[str]] = {s: {name for name, value in config[s].items() if value is None} for s in SECTIONS}
     extra: dict[str, list[str]] = {s: [] for s in SECTIONS}
     i = 0
     while i < len(overrides):
@@ -128,16 +202,36 @@ def parse_train_arguments(config_path: str | None, overrides: list[str]) -> Trai
                 values.append(overrides[i])
                 i += 1
         if section not in SECTIONS:
-            raise ValueError(f"Unknown section {section!r} in {token}; use one of {list(SECTIONS)}.")
+            close = difflib.get_close_matches(section, SECTIONS, n=1)
+            hint = f" Did you mean --{close[0]}.{name}?" if close else ""
+            raise ValueError(f"Unknown section {section!r} in {token}; use one of {list(SECTIONS)}.{hint}")
+        named[section][name] = f"on the command line: {token}"
         config[section].pop(name, None)
+        if _is_null(_fields(classes[section]).get(name.replace("-", "_")), values):
+            nulls[section].add(name)
+            continue
+        nulls[section].discard(name)
         extra[section] += [f"--{name}", *values] if values else [f"--{name}"]
     parsed = []
-    for section, cls in section_classes().items():
+    for section, cls in classes.items():
+        _check_field_names(section, named[section], classes)
+        fields = _fields(cls)
+        for name in list(nulls[section]):
+            config[section].pop(name, None)
+            if not _optional(cls, name.replace("-", "_")):
+                default = fields[name.replace("-", "_")].default
+                shown = "" if default is dataclasses.MISSING else f" (leave it out for the default, {default!r})"
+                raise ValueError(f"{section}.{name} cannot be null: it needs a value{shown}.")
         parser = HfArgumentParser(cls)
+        parser.error = _raise_parse_error(section)  # type: ignore[method-assign]
         argv = _to_argv(config[section]) + extra[section]
-        try:
-            (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-        except SystemExit as exc:
-            raise ValueError(f"Invalid or missing arguments in section {section!r}: {' '.join(argv)}") from exc
+        (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+        # A null field whose default is not None: rebuild the dataclass with None (its checks run again)
+        reset = {n.replace("-", "_"): None for n in nulls[section] if getattr(args, n.replace("-", "_")) is not None}
+        if reset:
+            args = dataclasses.replace(args, **reset)
         parsed.append(args)
     return tuple(parsed)
+
+
+# Help of fields whose meaning `hf-transfer train` sets itself (transformers' own help says something else).

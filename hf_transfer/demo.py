@@ -159,7 +159,7 @@ def pretrain_demo_backbone(domains: DigitDomains, settings: DemoSettings, output
         save_strategy="no",
         logging_strategy="no",
         report_to="none",
-        disable_tqdm=True,
+        disable_tqdm=False,  # the longest stage: its progress bar says how far it is
         seed=seed,
         dataloader_pin_memory=False,
     )
@@ -191,6 +191,7 @@ def adapt(
 
     from .alignment.objective import AlignmentObjective
     from .modeling import DomainAdaptationModel
+    from .progress import readable_progress
     from .trainer import DomainAdaptationTrainer
     from .training_args import DomainAdaptationArguments
 
@@ -217,9 +218,12 @@ def adapt(
         lora_target_modules=settings.lora_target_modules,
         discriminator_hidden_size=settings.discriminator_hidden_size,
     )
-    model.run_info.source_domain = {"dataset": None, "description": "scikit-learn handwritten digits, white on black"}
+    model.run_info.source_domain = {
+        "dataset": None, "split": "train", "eval_split": "test",
+        "description": "scikit-learn handwritten digits, white on black",
+    }
     model.run_info.target_domain = {
-        "dataset": None,
+        "dataset": None, "split": "train", "eval_split": "test",
         "description": "the other half of those digits, re-printed in a random ink colour on a random paper colour",
     }
     model.run_info.license = "bsd-3-clause"  # scikit-learn's digits (UCI optdigits copy shipped by scikit-learn)
@@ -234,6 +238,7 @@ def adapt(
         eval_datasets={"source": domains.source_test, "target": domains.target_test},
         processing_class=_image_processor(),
     )
+    readable_progress(trainer, method)
     trainer.train()
     metrics = trainer.evaluate()
     trainer.save_model(str(output_dir / method))
@@ -253,12 +258,16 @@ def run_demo(output_dir: str | os.PathLike = "outputs/demo", seed: int = 0, sett
     )
     print(
         f"[1/3] Source: {len(domains.source_train)} digits (white on black); target: {len(domains.target_train)} "
-        "unlabelled digits in random ink/paper colours. Pretraining a tiny ViT on the source..."
+        f"unlabelled digits in random ink/paper colours. Pretraining a tiny ViT on the source "
+        f"({settings.pretrain_epochs} epochs; the longest stage)...",
+        flush=True,
     )
     backbone_dir, pretrain_accuracy = pretrain_demo_backbone(domains, settings, output_dir, seed)
+    print(f"      source accuracy of the pretrained ViT: {pretrain_accuracy:.3f}", flush=True)
     results: dict[str, Any] = {"seed": seed, "pretrain_source_accuracy": pretrain_accuracy}
     for step, method in ((2, "source_only"), (3, "dann")):
-        print(f"[{step}/3] LoRA {method} ({settings.adapt_steps} steps)...")
+        print(f"[{step}/3] LoRA {method} ({settings.adapt_steps} steps, then evaluation on both test splits)...",
+              flush=True)
         metrics, trainer = adapt(method, domains, backbone_dir, settings, output_dir, seed, baseline=results.get("source_only"))
         results[method] = {k: metrics[f"eval_{k}"] for k in ("source_accuracy", "source_f1", "target_accuracy", "target_f1")}
     results["target_gain"] = results["dann"]["target_accuracy"] - results["source_only"]["target_accuracy"]
@@ -306,10 +315,8 @@ def format_results(results: dict[str, Any], output_dir: Path) -> str:
             f"| {method:<11} | {r['source_accuracy']:10.3f} | {r['source_f1']:9.3f} | "
             f"{r['target_accuracy']:10.3f} | {r['target_f1']:9.3f} |"
         )
-    rows += [
+    head = [
         "",
-        f"DANN vs source-only on the target: {100 * results['target_gain']:+.1f} points "
-        f"(seed {results['seed']}, {results['seconds']} s).",
         f"Adapter + discriminator + domain_adaptation.json: {output_dir / 'dann'}",
         f"Model card: {output_dir / 'dann' / 'README.md'} (push with: hf-transfer push {output_dir / 'dann'} USER/REPO "
         "--base-model-repo-id USER/BASE --push-base-model)",
@@ -321,4 +328,13 @@ def format_results(results: dict[str, Any], output_dir: Path) -> str:
             f"{shift['a_distance_before']:.3f} before adaptation, {shift['a_distance_after']:.3f} after DANN."
         )
         rows.append(f"Pictures: {', '.join(shift['pictures'])}" if shift["pictures"] else shift.get("notice") or "")
-    return "\n".join(rows)
+    return "\n".join(head + rows + ["", verdict(results)])
+
+
+def verdict(results: dict[str, Any]) -> str:
+    """The demo's last line: did DANN beat source-only on the target, by how much, for this seed and time."""
+    gain = 100 * results["target_gain"]
+    outcome = ("DANN beats source-only on the target" if gain > 0 else
+               "DANN trails source-only on the target" if gain < 0 else "DANN and source-only tie on the target")
+    return f"Verdict: {outcome} ({gain:+.1f} points: target accuracy {results['dann']['target_accuracy']:.3f} vs " \
+           f"{results['source_only']['target_accuracy']:.3f}; seed {results['seed']}, {results['seconds']} s)."

@@ -46,17 +46,26 @@ def evaluate_saved_model(
     from datasets import Value
     from transformers import AutoProcessor, EvalPrediction
 
+    from .artifacts import RunInfo
     from .data import DomainBatchCollator, DomainDataArguments, build_transform, infer_modality, load_domain
+    from .modalities import ModalityMismatchError
     from .data.labels import label_names as class_names_of
     from .metrics import ClassificationMetrics
     from .modeling import DomainAdaptationModel
 
-    model = DomainAdaptationModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    run_info = RunInfo.read(model_dir)  # before any model is loaded: a wrong folder or wrong data fails at once
     data = load_domain(DomainDataArguments(
         dataset=dataset, config=config, revision=revision, data_dir=data_dir, split=split, input_column=input_column,
         label_column=label_column, filter_column=filter_column, filter_values=filter_values, label_names=label_names,
     ))
+    data_modality = infer_modality(data)
+    if run_info.modality and data_modality != run_info.modality:  # the modality first: then labels mean something
+        raise ModalityMismatchError(
+            f"{model_dir} is {_article(run_info.modality)} {run_info.modality} model ({run_info.task}), but {dataset!r} "
+            f"holds {data_modality} data: evaluate it on {run_info.modality} data ({_where(run_info.modality)})."
+        )
+    model = DomainAdaptationModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     names = class_names_of(data)
     model_names = [model.config.id2label[i] for i in sorted(model.config.id2label)]
     if names and set(names) - set(model_names):
@@ -66,7 +75,20 @@ def evaluate_saved_model(
     remap = {i: model_names.index(n) for i, n in enumerate(names or [])}
     # Model ids can exceed the dataset's own class count (a dataset with fewer classes than the model).
     data = data.cast_column("label", Value("int64")).map(lambda ex: {"label": remap.get(ex["label"], -1)})
-    data = data.with_transform(build_transform(processor, infer_modality(data), center_crop=center_crop))
+    data = data.with_transform(build_transform(processor, data_modality, center_crop=center_crop))
     logits, labels = predict(model, data, DomainBatchCollator.for_processor(processor), batch_size)
     metrics = ClassificationMetrics()(EvalPrediction(predictions=logits, label_ids=labels))
     return {"num_examples": int((labels != -100).sum()), **metrics}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _where(modality: str) -> str:
+    from .modalities import get_modality
+
+    suffixes = " ".join(sorted(get_modality(modality).file_suffixes))
+    if not suffixes:
+        return "a CSV/JSON/Parquet file with a text column, or a Hub dataset"
+    return f"a folder with one sub-folder of {suffixes} files per class, a data file or a Hub dataset"

@@ -19,6 +19,7 @@ setting of the objective is a value of the call.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -36,11 +37,21 @@ from transformers.utils import ModelOutput
 from . import __version__
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import AlignmentBatch, domain_head_spec
-from .artifacts import ADAPTER_WEIGHTS_NAME, DISCRIMINATOR_WEIGHTS_NAME, RunInfo
+from .artifacts import (
+    ADAPTER_WEIGHTS_NAME,
+    DISCRIMINATOR_WEIGHTS_NAME,
+    MODEL_CARD_NAME,
+    RunInfo,
+    base_model_reference,
+    installed_versions,
+    is_relative_reference,
+    resolve_base_model,
+)
 from .backbones import classification_head_modules, load_backbone
 from .lora_targets import discover_lora_targets, is_lora_policy
 from .modalities import infer_modality, task_of
 from .utils.io import atomic_directory_update
+from .utils.peft_compat import peft_wrapping
 
 logger = logging.getLogger(__name__)
 _CLASSIFIER_ATTRIBUTES = ("classifier", "score", "fc", "head", "cls_head")
@@ -201,7 +212,8 @@ class DomainAdaptationModel(nn.Module):
             modules_to_save=head,
             base_model_name_or_path=base_name,
         )
-        peft_model = get_peft_model(backbone, lora_config)
+        with peft_wrapping():
+            peft_model = get_peft_model(backbone, lora_config)
         if base_name:
             peft_model.peft_config["default"].base_model_name_or_path = base_name
         head_term = objective.domain_head_term
@@ -227,6 +239,7 @@ class DomainAdaptationModel(nn.Module):
             method=objective.method,
             objective=objective.to_dict(),
             hf_transfer_version=__version__,
+            framework_versions=installed_versions(),
             **domain_head.to_dict(),
         )
         model = cls(peft_model, domain_head, classifier_name, run_info=run_info, objective=objective)
@@ -251,9 +264,21 @@ class DomainAdaptationModel(nn.Module):
         """
         path = Path(path)
         run_info = RunInfo.read(path)
+        recorded = run_info.base_model
+        run_info.base_model = resolve_base_model(recorded, path)  # a local base is recorded relative to the folder
         if base_model is None:
+            if is_relative_reference(recorded) and not os.path.isdir(run_info.base_model):
+                raise FileNotFoundError(
+                    f"The base model of {path} is a local checkpoint recorded as {recorded!r} (relative to that "
+                    f"folder), and {run_info.base_model} does not exist on this machine: put the base model there, "
+                    "or pass base_model=<the loaded backbone>."
+                )
             base_model = _load_base_model(run_info, trust_remote_code=trust_remote_code, **hub_kwargs)
-        peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+        with peft_wrapping():
+            peft_model = PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+        for config in peft_model.peft_config.values():  # saved again, it is recorded relative to the new folder
+            if is_relative_reference(config.base_model_name_or_path):
+                config.base_model_name_or_path = run_info.base_model
         domain_head = domain_head_spec(run_info.domain_head_kind).load(
             {"discriminator": run_info.discriminator, "conditioning": run_info.conditioning}
         )
@@ -378,17 +403,34 @@ class DomainAdaptationModel(nn.Module):
         is_main_process: bool = True,
         **_: Any,
     ) -> None:
-        """Write the peft adapter, the discriminator and ``domain_adaptation.json``, atomically per file."""
+        """Write the peft adapter, the discriminator, ``domain_adaptation.json`` and the model card, atomically.
+
+        A local base model is recorded relative to ``save_directory`` in ``adapter_config.json`` and
+        ``domain_adaptation.json`` (see :func:`~hf_transfer.artifacts.base_model_reference`); peft's generic
+        ``README.md``, which names the base by its local path, is replaced by hf_transfer's card.
+        """
         if not is_main_process:
             return
         state_dict = state_dict if state_dict is not None else self.state_dict()
         peft_state = {k[len("model."):]: v for k, v in state_dict.items() if k.startswith("model.")}
         prefix = "domain_loss.discriminator."
         disc_state = {k[len(prefix):]: v.detach().contiguous().cpu() for k, v in state_dict.items() if k.startswith(prefix)}
+        configs = list(self.model.peft_config.values())
+        recorded = [config.base_model_name_or_path for config in configs]
         with atomic_directory_update(save_directory) as scratch:
-            self.model.save_pretrained(str(scratch), state_dict=peft_state)
+            try:
+                for config, base in zip(configs, recorded):
+                    config.base_model_name_or_path = base_model_reference(base, save_directory)
+                # hf_transfer never resizes embeddings; "auto" would look the base up (on the Hub, too) to find out
+                self.model.save_pretrained(str(scratch), state_dict=peft_state, save_embedding_layers=False)
+            finally:
+                for config, base in zip(configs, recorded):
+                    config.base_model_name_or_path = base
             save_file(disc_state, str(scratch / DISCRIMINATOR_WEIGHTS_NAME), metadata={"format": "pt"})
-            self.run_info.write(scratch)
+            dataclasses.replace(
+                self.run_info, base_model=base_model_reference(self.run_info.base_model, save_directory)
+            ).write(scratch)
+            _write_card(scratch, Path(save_directory).name)
 
     def load_adapter_weights(self, directory: str | os.PathLike) -> None:
         """Load adapter + classifier + discriminator weights from a saved folder into this model."""
@@ -399,6 +441,19 @@ class DomainAdaptationModel(nn.Module):
         if unexpected:
             raise RuntimeError(f"Checkpoint {directory} has adapter weights this model lacks: {unexpected[:5]}")
         self.domain_loss.discriminator.load_state_dict(load_file(str(directory / DISCRIMINATOR_WEIGHTS_NAME)))
+
+
+def _write_card(directory: Path, name: str) -> None:
+    """hf_transfer's model card in place of peft's (the trainer renders it again with its Hub settings)."""
+    from .cards import build_model_card
+
+    try:
+        card = build_model_card(directory, repo_id=f"your-username/{name}")
+    except Exception as error:  # the adapter is saved; the card is documentation
+        logger.warning("Could not render the model card in %s: %s", directory, error)
+        (directory / MODEL_CARD_NAME).unlink(missing_ok=True)
+        return
+    (directory / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
 
 
 def _load_base_model(run_info: RunInfo, *, trust_remote_code: bool = False, **hub_kwargs: Any) -> PreTrainedModel:

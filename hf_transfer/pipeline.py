@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .privacy import is_hub_id
+from .privacy import is_hub_id, public_split_name
 from .data import (
     DomainDataArguments,
     align_labels,
@@ -125,7 +125,7 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
         "dataset": args.dataset if on_hub else None,  # local paths never reach the card
         "config": args.config,
         "split": args.split,
-        "eval_split": args.eval_split if on_hub else None,  # a local eval split can be a file path
+        "eval_split": args.eval_split if on_hub else public_split_name(args.eval_split),  # a local one may be a path
         **({"revision": args.revision, "data_dir": args.data_dir} if on_hub else {}),
         "description": args.description,
         "license": args.license,
@@ -195,9 +195,14 @@ def run_training(
 
     from .alignment.objective import AlignmentObjective
     from .backbones import load_backbone
+    from .checkpoints import resolve_resume
     from .modeling import DomainAdaptationModel
+    from .progress import readable_progress
+    from .progress import stage as announce
     from .trainer import DomainAdaptationTrainer
 
+    # 'last' / 'true' mean the newest complete checkpoint in output_dir
+    training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
     source = load_domain(source_args, seed=seed)
@@ -248,7 +253,10 @@ def run_training(
         training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
 
     base_model_name_or_path = model_args.model_name_or_path
-    if pretraining_args is not None and pretraining_args.epochs > 0:
+    pretrain = pretraining_args is not None and pretraining_args.epochs > 0
+    stages = 2 + pretrain + bool(evals)
+    if pretrain:
+        announce(1, stages, f"source pretraining ({pretraining_args.epochs:g} epochs on {len(source)} source examples)")
         stage = dict(ready)
         augmentation = pretraining_args.image_augmentation
         if augmentation is not None and augmentation != model_args.image_augmentation:
@@ -285,12 +293,21 @@ def run_training(
         processing_class=backbone.processor,
         callbacks=callbacks,
     )
-    logger.info("hf_transfer: %s", model.trainable_parameters_summary())
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = trainer.evaluate() if trainer.eval_dataset else {}
+    readable_progress(trainer, "adaptation")
+    resume = training_args.resume_from_checkpoint
+    resuming = f", resuming from {resume}" if resume else ""
+    announce(1 + pretrain, stages, f"adaptation ({training_args.method}, LoRA r={training_args.lora_r}{resuming})")
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = {}
+    if trainer.eval_dataset:
+        splits = [f"{name} {args.eval_split!r}" for name, args in (("source", source_args), ("target", target_args))
+                  if name in evals]
+        announce(2 + pretrain, stages, f"evaluation on {' and '.join(splits)}")
+        metrics = trainer.evaluate()
     from .diagnostics.report import shift_report
 
     shift_report(trainer, source=ready.get("eval_source", source.with_transform(transforms["eval_source"])))
+    announce(stages, stages, f"saving the adapted model to {training_args.output_dir}")
     trainer.save_model(training_args.output_dir)
     return metrics
 

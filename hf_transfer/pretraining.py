@@ -15,6 +15,7 @@ from typing import Any
 from transformers import PreTrainedModel, Trainer, TrainingArguments, default_data_collator
 
 from .metrics import ClassificationMetrics
+from .progress import readable_progress
 from .utils.io import atomic_directory_update
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def pretrain_on_source(
         data_collator=data_collator or default_data_collator,
         compute_metrics=ClassificationMetrics() if eval_dataset is not None else None,
     )
+    readable_progress(trainer, "source pretraining")
     trainer.train()
     metrics = trainer.evaluate() if eval_dataset is not None else {}
     save_directory = str(save_directory or args.output_dir)

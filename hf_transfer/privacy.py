@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 LOCAL_DATA = "local data"
+HELD_OUT_FILES = "held-out files"
+"""What a card says for an evaluation split given as a path (a folder or data files) instead of a split name."""
 TOKEN_PATTERN = re.compile(r"\b(hf|api_org)_[A-Za-z0-9]{16,}\b")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
@@ -44,6 +46,17 @@ def looks_like_local_path(value: str) -> bool:
 def is_hub_id(value: object) -> bool:
     """A plausible Hub repo id (``name`` or ``namespace/name``), not a local path."""
     return isinstance(value, str) and not looks_like_local_path(value) and bool(_HUB_ID.match(value))
+
+
+def public_split_name(split: str | None) -> str | None:
+    """A split as others may read it: a split name (``test``, ``train[:10%]``) as it is, a path as ``held-out files``."""
+    if not split:
+        return None
+    if looks_like_local_path(split) or "/" in split or "\\" in split or any(c in split for c in "*?"):
+        return HELD_OUT_FILES
+    if os.path.splitext(split)[1].lower() in (".csv", ".tsv", ".json", ".jsonl", ".parquet"):
+        return HELD_OUT_FILES
+    return split
 
 
 def _username() -> str | None:
@@ -83,4 +96,4 @@ def sanitize(value: Any) -> Any:
     return value
 
 
-__all__ = ["LOCAL_DATA", "TOKEN_PATTERN", "is_hub_id", "looks_like_local_path", "sanitize", "scrub_text"]
+__all__ = ["HELD_OUT_FILES", "LOCAL_DATA", "TOKEN_PATTERN", "public_split_name", "is_hub_id", "looks_like_local_path", "sanitize", "scrub_text"]

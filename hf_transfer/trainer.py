@@ -31,7 +31,7 @@ from transformers import EvalPrediction, Trainer, TrainerCallback
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import get_method
 from .alignment.schedules import grl_lambda
-from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARGS_NAME
+from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARGS_NAME, portable_training_args
 from .data.collator import DomainBatchCollator
 from .data.labels import label_names
 from .data.pairing import SourceTargetDataset, has_labels
@@ -299,7 +299,7 @@ class DomainAdaptationTrainer(Trainer):
         model.save_pretrained(output_dir, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+        torch.save(portable_training_args(self.args, output_dir), os.path.join(output_dir, TRAINING_ARGS_NAME))
         self.create_model_card(output_dir=output_dir)
 
     def create_model_card(

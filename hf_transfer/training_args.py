@@ -146,6 +146,14 @@ class DomainAdaptationArguments(TrainingArguments):
         default=True, metadata={"help": "Upload domain_discriminator.safetensors so others can continue adapting."}
     )
     hub_license: str | None = field(default=None, metadata={"help": "License written into the model card."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Let `hf-transfer train` write into an output_dir that already holds files (it refuses otherwise, "
+            "unless resume_from_checkpoint is set); the old checkpoint-* folders are removed first, so they never "
+            "mix with the new run's."
+        },
+    )
     # Trainer defaults that differ for domain adaptation:
     remove_unused_columns: bool = field(
         default=False,

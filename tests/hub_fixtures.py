@@ -24,7 +24,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.hub_double import OTHER_TOKEN, READ_TOKEN, WRITE_TOKEN, HubDouble, HubDoubleServer
 
-__all__ = ["HubEnv", "hub_module", "AdaptedDir", "make_adapted_dir", "example_inputs", "file_hashes", "hub_server", "hub", "run_fresh_python", "unique_repo", "WRITE_TOKEN", "READ_TOKEN", "OTHER_TOKEN"]
+__all__ = ["HubEnv", "hub_module", "patch_datasets_hub", "AdaptedDir", "make_adapted_dir", "example_inputs", "file_hashes", "hub_server", "hub", "run_fresh_python", "unique_repo", "WRITE_TOKEN", "READ_TOKEN", "OTHER_TOKEN"]
 
 
 @dataclass
@@ -103,6 +103,15 @@ def patch_hf_hub(monkeypatch: pytest.MonkeyPatch, endpoint: str, home: Path, *, 
         monkeypatch.setattr(C, name, value, raising=False)
     # Module-level helpers (huggingface_hub.model_info, file_exists, ...) are bound to this instance.
     monkeypatch.setattr(hf_api.api, "endpoint", endpoint)
+
+
+def patch_datasets_hub(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point an already-imported ``datasets`` at ``endpoint``, online: it keeps its own copies of the Hub settings."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
 
 
 @pytest.fixture

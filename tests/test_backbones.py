@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from hf_transfer.artifacts import base_model_reference, resolve_base_model
 from hf_transfer.backbones import (
     BACKBONE_FAMILIES,
     MODALITIES,
@@ -319,7 +320,9 @@ def test_family_trains_with_lora_and_dann_and_reloads(family, checkpoint, tmp_pa
     out_dir = tmp_path / "adapted"
     trainer.save_model(str(out_dir))
     meta = json.loads((out_dir / "domain_adaptation.json").read_text())
-    assert meta["modality"] == spec.modality and meta["base_model"] == path
+    assert meta["modality"] == spec.modality
+    assert meta["base_model"] == base_model_reference(path, out_dir)  # a local base: relative to the saved folder
+    assert not os.path.isabs(meta["base_model"]) and resolve_base_model(meta["base_model"], out_dir) == str(Path(path).resolve())
 
     batch = trainer.data_collator(source[:3])
     batch.pop("labels")

@@ -117,7 +117,7 @@ def test_random_init_backbone_is_source_pretrained_then_adapted(tiny_setup):
     pretrained = out / "source-pretrained"
     assert (pretrained / "model.safetensors").is_file() and (pretrained / "preprocessor_config.json").is_file()
     adapter_config = json.loads((out / "adapter_config.json").read_text())
-    assert adapter_config["base_model_name_or_path"] == str(pretrained)
+    assert adapter_config["base_model_name_or_path"] == "./source-pretrained"  # inside output_dir, relative to it
     # the pretrained weights moved away from a fresh random init of the same config
     from transformers import ViTConfig, ViTForImageClassification
 
@@ -153,7 +153,8 @@ def test_pretraining_stage_can_use_its_own_image_augmentation(tiny_setup, monkey
     common = ["--model.image_augmentation", "flip", "--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
     assert main(["train", str(path), *common, "--pretraining.image_augmentation", "stain"]) == 0
     assert seen == {"pretraining": "stain", "adaptation": "flip"}
-    assert main(["train", str(path), *common]) == 0  # unset: the stage follows model.image_augmentation
+    # unset: the stage follows model.image_augmentation (a second run into the same output folder must say so)
+    assert main(["train", str(path), *common, "--training.overwrite_output_dir", "true"]) == 0
     assert seen == {"pretraining": "flip", "adaptation": "flip"}
     with pytest.raises(ValueError, match="pretraining.image_augmentation must be one of"):
         parse_train_arguments(str(path), ["--pretraining.image_augmentation", "sepia"])

@@ -43,6 +43,14 @@ def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
     results = run_demo(output_dir=tmp_path, seed=0, settings=settings)
     printed = capsys.readouterr().out
     assert "| dann" in printed and "| source_only" in printed and "target" in printed
+    # each stage says when it starts; the Trainer's log dicts are not printed raw; it ends with the table and a verdict
+    for stage in ("[1/3]", "[2/3] LoRA source_only", "[3/3] LoRA dann"):
+        assert stage in printed, stage
+    assert "{'" not in printed
+    lines = printed.rstrip().splitlines()
+    assert lines[-3].startswith("| dann ") and lines[-2] == ""
+    gain = 100 * results["target_gain"]
+    assert lines[-1].startswith("Verdict: DANN ") and f"({gain:+.1f} points: target accuracy" in lines[-1]
     for method in ("source_only", "dann"):  # the printed table holds the returned numbers
         r = results[method]
         assert f"| {method:<11} | {r['source_accuracy']:10.3f} | {r['source_f1']:9.3f} |" in printed

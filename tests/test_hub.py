@@ -347,7 +347,8 @@ def test_cli_entry_points(hub, adapted, capsys):
     assert "domain_discriminator.safetensors" not in files
     assert "investment" in files["README.md"].decode()
     assert main_push(str(item.output_dir), repo) == 1  # local base, no Hub id
-    assert "base_model_repo_id" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the command line names its own flags, not the Python arguments
+    assert "--base-model-repo-id" in err and "--push-base-model" in err
     cli = pytest.importorskip("hf_transfer.cli")
     ns = cli.build_parser().parse_args(["push", str(item.output_dir), repo, "--base-model-repo-id", base_repo,
                                         "--create-pr"])

@@ -99,7 +99,9 @@ def test_save_and_reload_give_identical_logits(tmp_path):
     assert {"adapter_config.json", "adapter_model.safetensors", DISCRIMINATOR_WEIGHTS_NAME, "domain_adaptation.json"} <= set(saved)
     assert not any(name.startswith(".tmp") for name in saved)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str(tmp_path / "base")
+    assert config["base_model_name_or_path"] == "../base"  # relative to the saved folder, never absolute
+    assert json.loads((tmp_path / "adapter" / "domain_adaptation.json").read_text())["base_model"] == "../base"
+    assert str(tmp_path) not in (tmp_path / "adapter" / "README.md").read_text()  # hf_transfer's card, not peft's
 
     reloaded = DomainAdaptationModel.from_pretrained(
         tmp_path / "adapter", base_model=ViTForImageClassification.from_pretrained(tmp_path / "base")

@@ -63,7 +63,7 @@ def load_domain(
     if os.path.isdir(source):
         folder = os.path.join(source, args.data_dir) if args.data_dir else source
         raw, input_column, label_column = _load_folder(folder, split, args)
-    elif _looks_like_files(source):
+    elif _looks_like_files(source, args):
         raw = _load_files(source, split, args)
         input_column, label_column = None, args.label_column
     else:
@@ -105,13 +105,73 @@ def load_domain(
     return ds
 
 
+def domain_name(args: DomainDataArguments) -> str:
+    """Where a domain comes from, as a message names it: ``target.dataset 'data/b'`` (or ``dataset 'data/b'``)."""
+    role = type(args).__name__.removesuffix("DataArguments").lower()
+    return f"{role}.dataset {args.dataset!r}" if role in ("source", "target") else f"dataset {args.dataset!r}"
+
+
+def _check_hub_dataset(args: DomainDataArguments) -> None:
+    """One request to the Hub before ``load_dataset``: a missing local path is "not found", not a retry storm.
+
+    ``datasets`` retries an unreachable Hub for about 25 seconds before failing; a name that is neither a
+    local path nor a Hub dataset is said to be so at once, with where it was looked for.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    from ..errors import HubUnreachableError, hub_endpoint, hub_offline, network_cause, unreachable_message
+    from ..privacy import is_hub_id
+
+    where = os.path.abspath(os.path.expanduser(args.dataset))
+    as_path = f"tried as a path ({where} does not exist)"
+    if not is_hub_id(args.dataset):
+        raise FileNotFoundError(
+            f"{domain_name(args)} was not found: {as_path}, and it is not a Hub dataset id (namespace/name). "
+            "Fix the path (relative paths start from the working directory) or give a Hub id."
+        )
+    if hub_offline():
+        return  # datasets reads its cache; it fails at once if the dataset is not there
+    try:
+        HfApi().dataset_info(args.dataset, revision=args.revision, timeout=15)
+    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
+        if isinstance(error, GatedRepoError):
+            return  # it exists; datasets says how to get access
+        missing = f"revision {args.revision!r} of " if isinstance(error, RevisionNotFoundError) else ""
+        raise FileNotFoundError(
+            f"{domain_name(args)} was not found: {as_path}, and tried as a Hub dataset id ({hub_endpoint()} has no "
+            f"{missing}dataset {args.dataset!r}, or it is private: log in with `hf auth login`). Fix the path "
+            "(relative paths start from the working directory) or the Hub id."
+        ) from None
+    except HfHubHTTPError:
+        return  # the Hub answered: let datasets report the details
+    except Exception as error:
+        cause = network_cause(error)
+        if cause is None:
+            raise
+        raise HubUnreachableError(unreachable_message(_tried_both(args), cause)) from error
+
+
+def _tried_both(args: DomainDataArguments) -> str:
+    where = os.path.abspath(os.path.expanduser(args.dataset))
+    return (
+        f"{domain_name(args)} was not found: tried as a path ({where} does not exist) and as a Hub dataset id, "
+        "which failed"
+    )
+
+
 def _load_hub_dataset(args: DomainDataArguments, split: str) -> Dataset:
     """``datasets.load_dataset`` on a Hub id; a script-based dataset gets an error that says how to read it."""
+    _check_hub_dataset(args)
     try:
         return datasets.load_dataset(
             args.dataset, args.config, split=split, data_dir=args.data_dir, revision=args.revision,
             cache_dir=args.cache_dir,
         )
+    except ConnectionError as error:  # HF_HUB_OFFLINE and not in the cache
+        from ..errors import HubUnreachableError, network_cause, unreachable_message
+
+        raise HubUnreachableError(unreachable_message(_tried_both(args), network_cause(error))) from error
     except RuntimeError as error:
         if "scripts are no longer supported" not in str(error):
             raise
@@ -161,12 +221,15 @@ def _normalise_label_column(label_column: str | None) -> str | None:
     return label_column
 
 
-def _looks_like_files(source: str) -> bool:
+def _looks_like_files(source: str, args: DomainDataArguments) -> bool:
     if os.path.isfile(source) or glob.has_magic(source):
         return True
     # A missing local path should error as such, not be sent to the Hub.
     if os.path.splitext(source)[1].lower() in FILE_BUILDERS or source.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"Domain data not found: {source!r} is not an existing file or folder.")
+        raise FileNotFoundError(
+            f"{domain_name(args)} was not found: {os.path.abspath(source)} is not an existing file or folder "
+            "(relative paths start from the working directory)."
+        )
     return False
 
 
@@ -261,22 +324,31 @@ def _load_folder(folder: str, split: str, args: DomainDataArguments) -> tuple[Da
     entries = sorted(e for e in os.listdir(folder) if not e.startswith("."))
     subdirs = [e for e in entries if os.path.isdir(os.path.join(folder, e))]
     split_layout = bool(subdirs) and all(d.lower() in SPLIT_DIR_NAMES for d in subdirs)
+    if split not in subdirs and _is_split_path(split):
+        # eval_split given as a folder of its own (data/hospital_b_test next to data/hospital_b), as files are
+        return _load_folder(_existing_split_folder(split, args), "train", args)
     files = _media_files(folder)
     if not files:
+        if not _data_files(folder):
+            raise ValueError(_empty_folder_message(folder, args))
         # No media: maybe a local copy of a Hub dataset repo (parquet/csv files + README).
         loaded = datasets.load_dataset(folder, args.config, split=split, cache_dir=args.cache_dir)
         return loaded, None, args.label_column
     if split_layout:
         if split not in subdirs:
-            raise ValueError(f"Split {split!r} not found in {folder!r}; split folders: {subdirs}")
+            raise ValueError(
+                f"Split {split!r} not found in {folder!r} ({domain_name(args)}); its split folders are {subdirs}. "
+                "Use one of them, or give the split's own folder as a path."
+            )
         folder = os.path.join(folder, split)
         files = _media_files(folder)
         if not files:
-            raise ValueError(f"No image or audio files in {folder!r}.")
+            raise ValueError(_empty_folder_message(folder, args))
     elif split != "train":
         raise ValueError(
-            f"{folder!r} has no split sub-folders ({sorted(SPLIT_DIR_NAMES)}), so only split='train' "
-            f"(the whole folder) exists; got split={split!r}."
+            f"{folder!r} ({domain_name(args)}) has no split sub-folders ({sorted(SPLIT_DIR_NAMES)}), so only "
+            f"split='train' (the whole folder) exists; got split={split!r}. Give a held-out split as its own folder "
+            "(e.g. eval_split: data/hospital_b_test) or as a sub-folder (data/hospital_b/test/<class>/...)."
         )
     kinds = {modality_of_path(f) for f in files}
     if len(kinds) > 1:
@@ -300,6 +372,44 @@ def _load_folder(folder: str, split: str, args: DomainDataArguments) -> tuple[Da
         logger.warning("%r has no class sub-folders; loading it as an unlabelled domain.", folder)
     ds = Dataset.from_dict(data)
     return ds, "input", label_column
+
+
+def _is_split_path(split: str) -> bool:
+    """A split given as a path (``data/b_test``, ``./b_test``, ``~/b_test``) rather than a split name."""
+    return "/" in split or os.sep in split or split.startswith((".", "~"))
+
+
+def _existing_split_folder(split: str, args: DomainDataArguments) -> str:
+    path = os.path.expanduser(split)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"The split {split!r} of {domain_name(args)} is a path, but {os.path.abspath(path)} is not a folder "
+            "(relative paths start from the working directory)."
+        )
+    return path
+
+
+_DATA_SUFFIXES = frozenset(FILE_BUILDERS) | {".arrow", ".txt"}
+
+
+def _data_files(folder: str) -> list[str]:
+    """Data files (csv, json, parquet, arrow, txt) anywhere under ``folder``: a local copy of a Hub dataset repo."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(n for n in names if os.path.splitext(n)[1].lower() in _DATA_SUFFIXES)
+    return found
+
+
+def _empty_folder_message(folder: str, args: DomainDataArguments) -> str:
+    example = folder.rstrip("/" + os.sep)
+    return (
+        f"{folder!r} ({domain_name(args)}) holds no images, audio or data files. A folder domain is laid out as "
+        f"{example}/<class name>/<file> (e.g. {example}/tumor/0001.png; images: .png .jpg .jpeg .bmp .gif .tif "
+        ".webp, audio: .wav .flac .ogg .mp3), optionally inside split folders ("
+        f"{example}/train/<class name>/..., {example}/test/<class name>/...); an unlabelled target may keep its "
+        "files directly in the folder. A domain can also be a CSV/JSON/Parquet file or a Hub dataset id."
+    )
 
 
 def _media_files(folder: str) -> list[str]:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
+from ..artifacts import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, resolve_base_model
 from ..cards import load_run_info
 from ..modalities import Modality, get_modality, modality_of_architectures, modality_of_task
 from ..privacy import is_hub_id
+from ..utils.peft_compat import peft_wrapping
 from .push import _http_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,7 +119,7 @@ def _load_base(
         raise HubLoadError(f"{ADAPTER_WEIGHTS_NAME} is missing: only safetensors adapters are loaded.")
     modality, info = _modality_and_info(directory)
     adapter_config = json.loads((directory / ADAPTER_CONFIG_NAME).read_text())
-    base = adapter_config.get("base_model_name_or_path")
+    base = resolve_base_model(adapter_config.get("base_model_name_or_path"), directory)  # a local base: relative
     if not base:
         raise HubLoadError(f"{ADAPTER_CONFIG_NAME} does not name its base model.")
     auto_class = getattr(transformers, modality.auto_model)
@@ -142,7 +143,8 @@ def _load_peft(
     from peft import PeftModel
 
     base_model, modality, info = _load_base(directory, token=token, trust_remote_code=trust_remote_code)
-    model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=is_trainable)
+    with peft_wrapping():
+        model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=is_trainable)
     return model, modality, info
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +32,25 @@ from ..artifacts import (
     ADAPTER_WEIGHTS_NAME,
     DISCRIMINATOR_WEIGHTS_NAME,
     MODEL_CARD_NAME,
+    PROCESSOR_FILES,
     RUN_INFO_NAME,
+    resolve_base_model,
 )
 from ..card_sections import picture_files
 from ..cards import DOMAINS, build_model_card, load_run_info
+from ..errors import network_cause, unreachable_message
 from ..privacy import is_hub_id, sanitize
 
 REQUIRED_FILES = (ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME)
-PROCESSOR_FILES = (
-    "preprocessor_config.json",
-    "processor_config.json",
-    "feature_extractor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "chat_template.jinja",
-)
 BASE_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors")
 
 
 class HubPushError(RuntimeError):
     """A push that cannot (or did not) happen, with a message saying what to do about it."""
+
+
+class LocalBaseModelError(HubPushError):
+    """The adapter's base model is a local checkpoint and no Hub id was given for it."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -107,7 +101,7 @@ def resolve_base_model_id(adapter_config: dict[str, Any], base_model_repo_id: st
     recorded = adapter_config.get("base_model_name_or_path")
     if is_hub_id(recorded) and not (isinstance(recorded, str) and os.path.isdir(recorded) and "/" not in recorded):
         return recorded
-    raise HubPushError(
+    raise LocalBaseModelError(
         "The adapter's base model is a local checkpoint (or unknown), which other machines cannot load. "
         "Pass base_model_repo_id='<namespace>/<name>' with the base model's Hub id "
         "(push a local base first with hf_transfer.hub.push_base_model)."
@@ -119,7 +113,7 @@ def _base_config(
 ) -> dict[str, Any] | None:
     """The base ``config.json`` carrying this run's labels (so pipelines show the right class names)."""
     candidates = [output_dir / "config.json"]
-    recorded = adapter_config.get("base_model_name_or_path")
+    recorded = resolve_base_model(adapter_config.get("base_model_name_or_path"), output_dir)
     if isinstance(recorded, str) and os.path.isdir(recorded):
         candidates.append(Path(recorded) / "config.json")
     config = None
@@ -198,7 +192,13 @@ def prepare_push_operations(
     config = _base_config(directory, adapter_config, base_id, api or HfApi(), info)
     if config is not None:
         ops.append(CommitOperationAdd("config.json", _json_bytes(config)))
-    card_info = dict(info, has_discriminator=include_discriminator and info.get("has_discriminator", False))
+    card_info = dict(
+        info,
+        has_discriminator=include_discriminator and info.get("has_discriminator", False),
+        has_base_config=config is not None,  # the card names only the files this commit holds
+        has_processor=any(op.path_in_repo in PROCESSOR_FILES for op in ops),
+        base_model_is_local=False,
+    )
     if config is not None and config.get("model_type"):
         card_info["model_type"] = config["model_type"]
     card = build_model_card(card_info, repo_id=repo_id, domain=domain, base_model=base_id, license=license)
@@ -235,6 +235,36 @@ def push_to_hub(
     check_output_dir(output_dir)
     resolve_base_model_id(_read_json(Path(output_dir) / ADAPTER_CONFIG_NAME), base_model_repo_id)
     token = resolve_token(token)
+    with _network_errors_named(repo_id):
+        return _push(
+            output_dir, repo_id, base_model_repo_id=base_model_repo_id, private=private, revision=revision,
+            create_pr=create_pr, commit_message=commit_message, include_discriminator=include_discriminator,
+            token=token, domain=domain, license=license, overwrite=overwrite,
+        )
+
+
+@contextmanager
+def _network_errors_named(repo_id: str) -> Iterator[None]:
+    """A connection that fails (no network, a wrong HF_ENDPOINT) becomes a HubPushError naming the endpoint."""
+    try:
+        yield
+    except HubPushError:
+        raise
+    except Exception as error:
+        cause = network_cause(error)
+        if cause is None:
+            raise
+        raise HubPushError(
+            unreachable_message(f"Push to '{repo_id}' failed before its commit; the remote repository was not modified",
+                                cause)
+        ) from error
+
+
+def _push(
+    output_dir: str | os.PathLike, repo_id: str, *, base_model_repo_id: str | None, private: bool,
+    revision: str | None, create_pr: bool, commit_message: str | None, include_discriminator: bool, token: str,
+    domain: str, license: str | None, overwrite: bool,
+) -> CommitInfo:
     api = HfApi(token=token)
     operations = prepare_push_operations(
         output_dir, repo_id, base_model_repo_id=base_model_repo_id, include_discriminator=include_discriminator,
@@ -255,6 +285,8 @@ def push_to_hub(
     except HfHubHTTPError as exc:
         raise _push_error(exc, repo_id, "committing") from None
     except (RuntimeError, OSError, ValueError) as exc:  # e.g. an LFS/Xet upload dying before the commit
+        if network_cause(exc) is not None:
+            raise  # named with the endpoint by _network_errors_named
         cause = exc.__cause__
         if isinstance(cause, HfHubHTTPError):
             raise _push_error(cause, repo_id, "uploading files") from None
@@ -326,7 +358,13 @@ def push_base_model(
     directory = Path(base_dir)
     if not (directory / "config.json").is_file() or not list(directory.glob("model*.safetensors")):
         raise HubPushError("A base model directory needs config.json and model*.safetensors (no pickle weights).")
-    api = HfApi(token=resolve_token(token))
+    token = resolve_token(token)
+    with _network_errors_named(repo_id):
+        return _push_base(directory, repo_id, private=private, token=token, commit_message=commit_message)
+
+
+def _push_base(directory: Path, repo_id: str, *, private: bool, token: str, commit_message: str | None) -> CommitInfo:
+    api = HfApi(token=token)
     paths = sorted({p for pattern in BASE_MODEL_FILES + PROCESSOR_FILES for p in directory.glob(pattern)})
     ops = []
     for path in paths:
@@ -348,7 +386,8 @@ def push_local_base(output_dir: str | os.PathLike, base_model_repo_id: str | Non
     """
     if not base_model_repo_id:
         raise HubPushError("--push-base-model needs --base-model-repo-id (where the base checkpoint goes).")
-    base = _read_json(check_output_dir(output_dir) / ADAPTER_CONFIG_NAME).get("base_model_name_or_path") or ""
+    directory = check_output_dir(output_dir)
+    base = resolve_base_model(_read_json(directory / ADAPTER_CONFIG_NAME).get("base_model_name_or_path"), directory) or ""
     if not Path(base).is_dir():
         raise HubPushError(
             "--push-base-model: the adapter's base model is not a local checkpoint folder on this machine; "
@@ -362,6 +401,7 @@ __all__ = [
     "PROCESSOR_FILES",
     "REQUIRED_FILES",
     "HubPushError",
+    "LocalBaseModelError",
     "check_output_dir",
     "prepare_push_operations",
     "push_base_model",
