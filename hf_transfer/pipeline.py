@@ -184,9 +184,11 @@ def run_training(
 
     from .alignment.objective import AlignmentObjective
     from .backbones import load_backbone
+    from .distributed import check_launch
     from .modeling import DomainAdaptationModel
     from .trainer import DomainAdaptationTrainer
 
+    check_launch(training_args)  # before any work: N processes that would train N separate models stop here
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
     source = load_domain(source_args, seed=seed)
@@ -276,7 +278,8 @@ def run_training(
     logger.info("hf_transfer: %s", model.trainable_parameters_summary())
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = trainer.evaluate() if trainer.eval_dataset else {}
-    trainer.save_model(training_args.output_dir)
+    trainer.save_model(training_args.output_dir)  # written by the main process only
+    trainer.accelerator.wait_for_everyone()
     return metrics
 
 
@@ -308,6 +311,9 @@ def _pretrain_backbone(backbone, ready: dict[str, Any], pretraining_args: Source
         dataloader_pin_memory=training_args.dataloader_pin_memory,
         disable_tqdm=training_args.disable_tqdm,
         use_cpu=training_args.use_cpu,
+        bf16=training_args.bf16,
+        fp16=training_args.fp16,
+        ddp_timeout=training_args.ddp_timeout,
     )
     metrics = pretrain_on_source(
         backbone.model,

@@ -34,6 +34,7 @@ from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARG
 from .data.collator import DomainBatchCollator
 from .data.labels import label_names
 from .data.pairing import SourceTargetDataset, has_labels
+from .distributed import check_launch
 from .metrics import ClassificationMetrics
 from .modeling import DomainAdaptationModel
 from .training_args import DomainAdaptationArguments
@@ -125,6 +126,7 @@ class DomainAdaptationTrainer(Trainer):
             )
         if not isinstance(args, DomainAdaptationArguments):
             raise TypeError("args must be DomainAdaptationArguments (a TrainingArguments subclass).")
+        check_launch(args)
         train_dataset = None
         if source_dataset is not None or target_dataset is not None:
             train_dataset = self._pair_domains(model, args, source_dataset, target_dataset)
