@@ -329,11 +329,11 @@ class DomainAdaptationModel(nn.Module):
         output = DomainAdaptationOutput(logits=logits)
         loss = None
         if labels is not None:
-            labelled = labels != -100
-            if labelled.any():
-                output.classification_loss = F.cross_entropy(logits[labelled], labels[labelled])
-            else:  # keep the graph (and DDP) intact with an exact zero
-                output.classification_loss = logits.sum() * 0.0
+            # The mean over labelled rows, without a host read (no `if labelled.any()`, no boolean indexing):
+            # unlabelled rows (-100) add 0, and a batch without labels gives an exact 0 that keeps the graph (and DDP)
+            # intact.
+            summed = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+            output.classification_loss = summed / (labels != -100).sum().clamp(min=1)
             loss = output.classification_loss
         if domain_labels is not None:
             if features is None:

@@ -129,12 +129,30 @@ class _PoisonAtStep(TrainerCallback):
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
     trainer = _trainer(tmp_path, max_steps=6, save_strategy="steps", save_steps=2, callbacks=[_PoisonAtStep(2)])
-    with pytest.raises(NonFiniteLossError, match="step 3"):
+    with pytest.raises(NonFiniteLossError, match=r"at step 3.*checkpoint-2, is from before step 3 and intact"):
         trainer.train()
     checkpoint = tmp_path / "out" / "checkpoint-2"
     weights = load_file(str(checkpoint / "adapter_model.safetensors"))
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert not (tmp_path / "out" / "checkpoint-4").exists()
+
+
+def test_non_finite_loss_is_found_without_a_per_step_read_and_says_no_checkpoint_exists(tmp_path):
+    """Checked on the device every step, read at logging steps, before saves and at the end: still names the step."""
+    trainer = _trainer(tmp_path, max_steps=5, logging_steps=100, callbacks=[_PoisonAtStep(1)])
+    with pytest.raises(NonFiniteLossError, match=r"at step 2, found at step 5") as error:
+        trainer.train()
+    assert "No checkpoint of this run exists yet" in str(error.value) and "intact" not in str(error.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_non_finite_loss_is_caught_before_the_checkpoint_after_it(tmp_path):
+    trainer = _trainer(
+        tmp_path, max_steps=6, logging_steps=100, save_strategy="steps", save_steps=2, callbacks=[_PoisonAtStep(2)]
+    )
+    with pytest.raises(NonFiniteLossError, match=r"at step 3, found at step 4.*checkpoint-2"):
+        trainer.train()
+    assert (tmp_path / "out" / "checkpoint-2").is_dir() and not (tmp_path / "out" / "checkpoint-4").exists()
 
 
 def test_bad_input_is_refused_before_training(tmp_path):
@@ -177,3 +195,19 @@ def test_model_card_goes_through_the_trainers_public_card_hook(tmp_path):
     trainer.create_model_card(tags=["my-project"], license="mit", output_dir=str(tmp_path / "saved"))
     card = ModelCard.load(tmp_path / "saved" / "README.md")
     assert {"my-project", "dann", "domain-adaptation"} <= set(card.data.tags) and card.data.license == "mit"
+
+
+def test_a_dann_step_reads_no_device_value_on_the_host_beyond_a_plain_lora_step(tmp_path):
+    """benchmarks/profile_sync.py's count: no .item()/bool()/boolean mask/tolist per step (GPU stream syncs)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "profile_sync.py"
+    spec = importlib.util.spec_from_file_location("bench_profile_sync", path)
+    profile_sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_sync)
+    plain = profile_sync.plain_lora(str(tmp_path / "plain"), logging_nan_inf_filter=False)
+    dann = profile_sync.domain_adaptation(str(tmp_path / "dann"), "dann", logging_nan_inf_filter=False)
+    assert sum(plain["step"].values()) == 0  # the measure finds nothing in a plain step ...
+    assert dann["step"] == plain["step"], dict(dann["step"])  # ... nor in a DANN step
+    assert sum(dann["optimizer"].values()) > 0  # ... while it does see reads (AdamW's host-side step counters)
