@@ -357,6 +357,33 @@ class DomainAdaptationModel(nn.Module):
         self._features.clear()
         return features
 
+    # -- activation checkpointing ---------------------------------------------------------------
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict[str, Any] | None = None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """Checkpoint the backbone's layers (``TrainingArguments(activation_checkpointing=True)`` calls this).
+
+        Non-reentrant by default: gradients then reach the LoRA weights of every checkpointed layer although the
+        frozen embeddings' outputs need no gradient, and DDP works with ``find_unused_parameters=False``. With
+        ``use_reentrant=True`` the embeddings' outputs are made to require gradients, as peft does.
+        """
+        kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+        self.backbone.activation_checkpointing_enable(kwargs, every_n_layers=every_n_layers, offload=offload)
+        if kwargs["use_reentrant"]:
+            self.backbone.enable_input_require_grads()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """The former name of :meth:`activation_checkpointing_enable`."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def activation_checkpointing_disable(self) -> None:
+        self.backbone.activation_checkpointing_disable()
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return bool(getattr(self.backbone, "is_activation_checkpointing", False))
+
     # -- parameters -----------------------------------------------------------------------------
 
     def trainable_parameters_summary(self) -> str:

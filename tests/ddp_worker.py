@@ -86,6 +86,7 @@ def main() -> int:
             dist_world_size=dist.get_world_size() if dist.is_initialized() else 1,
             ddp_wrapped=isinstance(self.model_wrapped, torch.nn.parallel.DistributedDataParallel),
             find_unused_parameters=getattr(self.model_wrapped, "find_unused_parameters", None),
+            activation_checkpointing=model.is_activation_checkpointing,
             log_history=self.state.log_history,
         )
         return output

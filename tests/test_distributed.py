@@ -62,7 +62,7 @@ def setup(tmp_path_factory):
             "max_steps": STEPS, "learning_rate": 1e-2, "target_ratio": RATIO, "lora_r": 4,
             "discriminator_hidden_size": 8, "discriminator_dropout": 0.0, "report_to": "none", "logging_steps": 2,
             "save_strategy": "steps", "save_steps": STEPS, "disable_tqdm": True, "seed": 0,
-            "dataloader_num_workers": 1,
+            "dataloader_num_workers": 1, "activation_checkpointing": True,
         },
     }
     (root / "config.yaml").write_text(yaml.safe_dump(config))
@@ -104,6 +104,7 @@ def test_two_processes_train_one_model_with_ddp(ddp_run):
     for rank in ranks:
         assert rank["trainer_world_size"] == WORLD and rank["dist_world_size"] == WORLD and rank["ddp_wrapped"]
         assert rank["find_unused_parameters"] is False  # the discriminator always runs: no extra graph traversal
+        assert rank["activation_checkpointing"]  # LoRA under DDP with checkpointed layers
     assert weights[0].keys() == weights[1].keys() and weights[0]
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), f"{name} differs between the ranks"

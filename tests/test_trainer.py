@@ -155,6 +155,30 @@ def test_a_non_finite_loss_is_caught_before_the_checkpoint_after_it(tmp_path):
     assert (tmp_path / "out" / "checkpoint-2").is_dir() and not (tmp_path / "out" / "checkpoint-4").exists()
 
 
+def test_activation_checkpointing_trains_every_lora_layer_as_without_it(tmp_path):
+    plain = _trainer(tmp_path / "plain", max_steps=2)
+    plain.train()
+    checkpointed = _trainer(tmp_path / "ckpt", max_steps=2, activation_checkpointing=True)
+    assert checkpointed.args.ddp_find_unused_parameters is False
+    checkpointed.train()
+    assert checkpointed.model.is_activation_checkpointing
+    a, b = _trainable(plain.model), _trainable(checkpointed.model)
+    assert sum("lora_A" in n for n in b) == 8  # query + value in both layers, A and B
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_bf16_passes_through_to_the_trainer(tmp_path):
+    fp32 = _trainer(tmp_path / "fp32", max_steps=2)
+    fp32.train()
+    bf16 = _trainer(tmp_path / "bf16", max_steps=2, bf16=True)
+    bf16.train()
+    assert bf16.accelerator.mixed_precision == "bf16"
+    losses = [[h["loss"] for h in t.state.log_history if "loss" in h] for t in (fp32, bf16)]
+    assert losses[0] != losses[1] and losses[1][0] == pytest.approx(losses[0][0], rel=0.02)  # autocast ran, ≈ fp32
+    assert {p.dtype for p in _trainable(bf16.model).values()} == {torch.float32}  # adapter and head stay fp32
+
+
 def test_bad_input_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="source dataset is empty"):
         _trainer(tmp_path, source=[])
