@@ -26,8 +26,9 @@ CPU_TORCHRUN = "torchrun --nproc_per_node {n} -m hf_transfer train CONFIG --trai
 CPU_ACCELERATE = "accelerate launch --multi_gpu --num_processes {n} -m hf_transfer train CONFIG --training.use_cpu true"
 
 
-class DistributedLaunchError(RuntimeError):
-    """The processes were launched in a way that would not train one model together."""
+class DistributedLaunchError(ValueError):
+    """The processes were launched in a way that would not train one model together (a usage error: the CLI
+    prints it as ``hf-transfer train: error: ...``)."""
 
 
 def launched_world_size() -> int:
@@ -52,7 +53,8 @@ def check_launch(args: Any) -> None:
     trainer_world = int(getattr(args, "world_size", 1) or 1)
     if launched > 1 and trainer_world != launched:
         fix = (
-            f"there is no GPU here, so add --training.use_cpu true (gloo DDP on CPU): {CPU_TORCHRUN.format(n=launched)}"
+            f"there is no GPU here, so add --training.use_cpu true (gloo DDP on CPU), e.g. "
+            f"`{CPU_TORCHRUN.format(n=launched)}` or `{CPU_ACCELERATE.format(n=launched)}`"
             if not _has_gpu() and not getattr(args, "use_cpu", False)
             else "check that every process sees its own GPU (CUDA_VISIBLE_DEVICES) and that the launcher and "
             "the config agree on the number of processes"
