@@ -149,6 +149,7 @@ class DomainAdaptationModel(nn.Module):
                 f"a {self.domain_head_kind!r} one."
             )
         self._features: list[torch.Tensor] = []
+        self._capturing = False  # the hook keeps features only during this model's own forward passes
         classifier = self.backbone.get_submodule(classifier_name)
         classifier.register_forward_pre_hook(self._capture_features)
 
@@ -302,8 +303,24 @@ class DomainAdaptationModel(nn.Module):
         return self.domain_loss.kind
 
     def _capture_features(self, module: nn.Module, args: tuple) -> None:
-        if args:
+        if self._capturing and args:
             self._features.append(args[0])
+
+    def _run_backbone(self, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor | None]:
+        """The peft model's output and the features that entered its classifier during this call.
+
+        Outside this call the hook keeps nothing, so the backbone used on its own (e.g. merged with
+        ``merge_and_unload`` for inference) does not accumulate a tensor per forward pass.
+        """
+        self._features.clear()
+        self._capturing = True
+        try:
+            output = self.model(**inputs)
+        finally:
+            self._capturing = False
+        features = self._features.pop() if self._features else None
+        self._features.clear()
+        return output, features
 
     def forward(
         self,
@@ -321,10 +338,9 @@ class DomainAdaptationModel(nn.Module):
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
         reversed gradient.
         """
-        self._features.clear()
-        logits = self.model(**inputs).logits
-        features = pool_features(self._features.pop()) if self._features else None
-        self._features.clear()
+        backbone_output, captured = self._run_backbone(inputs)
+        logits = backbone_output.logits
+        features = pool_features(captured) if captured is not None else None
 
         output = DomainAdaptationOutput(logits=logits)
         loss = None
@@ -351,11 +367,10 @@ class DomainAdaptationModel(nn.Module):
     @torch.no_grad()
     def extract_features(self, **inputs: Any) -> torch.Tensor:
         """The pooled features that enter the classifier (what the discriminator sees)."""
-        self._features.clear()
-        self.model(**inputs)
-        features = pool_features(self._features.pop())
-        self._features.clear()
-        return features
+        _, captured = self._run_backbone(inputs)
+        if captured is None:
+            raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
+        return pool_features(captured)
 
     # -- activation checkpointing ---------------------------------------------------------------
 
