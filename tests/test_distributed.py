@@ -202,3 +202,22 @@ def test_check_launch_names_the_cpu_forms(monkeypatch):
     monkeypatch.setattr("hf_transfer.distributed._accelerate_cpu_processes_requested", lambda: 2)
     with pytest.raises(DistributedLaunchError, match="accelerate launch --multi_gpu --num_processes 2"):
         check_launch(Args())
+
+
+def test_accelerate_recipes_load_and_carry_what_peft_needs():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = REPO / "recipes" / "accelerate"
+    configs = {path.stem: load_config_from_file(str(path)) for path in sorted(folder.glob("*.yaml"))}
+    assert set(configs) == {"single_gpu", "multi_gpu_ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
+    assert configs["single_gpu"].num_processes == 1 and configs["multi_gpu_ddp"].distributed_type == "MULTI_GPU"
+    fsdp = configs["fsdp"].fsdp_config
+    assert fsdp["fsdp_use_orig_params"] is True and fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    assert fsdp["fsdp_transformer_layer_cls_to_wrap"] and fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    for stage in (2, 3):
+        deepspeed = configs[f"deepspeed_zero{stage}"].deepspeed_config
+        ds = json.loads((REPO / deepspeed["deepspeed_config_file"]).read_text())
+        assert ds["zero_optimization"]["stage"] == stage and deepspeed["zero3_init_flag"] is False
+        assert ds["gradient_accumulation_steps"] == ds["train_micro_batch_size_per_gpu"] == "auto"
+    assert json.loads((folder / "ds_zero3.json").read_text())["zero_optimization"][
+        "stage3_gather_16bit_weights_on_model_save"] is True
