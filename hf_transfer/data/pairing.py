@@ -69,7 +69,7 @@ class SourceTargetDataset(Dataset):
         return [self._target_order[(start + k) % n_t] for k in range(self.target_ratio)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.__getitems__([index])[0]
+        return self._items([index])[0]
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         """A whole batch at once (the DataLoader calls this): each domain's transform runs once on all its rows.
@@ -77,6 +77,9 @@ class SourceTargetDataset(Dataset):
         Decoding and preprocessing (``Dataset.with_transform``) then work on a batch, as the image processors and
         feature extractors are built to, instead of one example at a time.
         """
+        return self._items(indices)
+
+    def _items(self, indices: list[int]) -> list[dict[str, Any]]:
         indices = [int(i) for i in indices]
         target_positions = [j for i in indices for j in self.target_indices(i)]
         sources = _fetch(self.source, indices)
