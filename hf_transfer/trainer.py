@@ -294,7 +294,7 @@ class DomainAdaptationTrainer(Trainer):
                 "it with resume_from_checkpoint)."
             )
         else:
-            saved = "No checkpoint of this run exists yet (none was saved before it), so nothing was written."
+            saved = "No checkpoint of this run exists yet: none was saved before it."
         raise NonFiniteLossError(
             f"Non-finite loss (NaN/inf) at step {first}{where}, found at step {self.state.global_step} (the loss is "
             f"read at logging steps, before checkpoints and at the end). Training stopped. {saved} Lower the learning "
@@ -309,6 +309,7 @@ class DomainAdaptationTrainer(Trainer):
         self._checkpoint_before = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
 
     def train(self, resume_from_checkpoint=None, *args: Any, **kwargs: Any):
+        self._first_nonfinite_step = None  # a new run starts with a clean flag
         if resume_from_checkpoint:
             from transformers.trainer_utils import get_last_checkpoint
 
