@@ -160,6 +160,7 @@ class DomainAdaptationModel(nn.Module):
                 f"a {self.domain_head_kind!r} one."
             )
         self._features: list[torch.Tensor] = []
+        self._capturing = False  # the hook keeps features only during this model's own forward passes
         classifier = self.backbone.get_submodule(classifier_name)
         classifier.register_forward_pre_hook(self._capture_features)
 
@@ -327,8 +328,24 @@ class DomainAdaptationModel(nn.Module):
         return self.domain_loss.kind
 
     def _capture_features(self, module: nn.Module, args: tuple) -> None:
-        if args:
+        if self._capturing and args:
             self._features.append(args[0])
+
+    def _run_backbone(self, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor | None]:
+        """The peft model's output and the features that entered its classifier during this call.
+
+        Outside this call the hook keeps nothing, so the backbone used on its own (e.g. merged with
+        ``merge_and_unload`` for inference) does not accumulate a tensor per forward pass.
+        """
+        self._features.clear()
+        self._capturing = True
+        try:
+            output = self.model(**inputs)
+        finally:
+            self._capturing = False
+        features = self._features.pop() if self._features else None
+        self._features.clear()
+        return output, features
 
     def forward(
         self,
@@ -346,19 +363,18 @@ class DomainAdaptationModel(nn.Module):
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
         reversed gradient.
         """
-        self._features.clear()
-        logits = self.model(**inputs).logits
-        features = pool_features(self._features.pop()) if self._features else None
-        self._features.clear()
+        backbone_output, captured = self._run_backbone(inputs)
+        logits = backbone_output.logits
+        features = pool_features(captured) if captured is not None else None
 
         output = DomainAdaptationOutput(logits=logits)
         loss = None
         if labels is not None:
-            labelled = labels != -100
-            if labelled.any():
-                output.classification_loss = F.cross_entropy(logits[labelled], labels[labelled])
-            else:  # keep the graph (and DDP) intact with an exact zero
-                output.classification_loss = logits.sum() * 0.0
+            # The mean over labelled rows, without a host read (no `if labelled.any()`, no boolean indexing):
+            # unlabelled rows (-100) add 0, and a batch without labels gives an exact 0 that keeps the graph (and DDP)
+            # intact.
+            summed = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+            output.classification_loss = summed / (labels != -100).sum().clamp(min=1)
             loss = output.classification_loss
         if domain_labels is not None:
             if features is None:
@@ -376,11 +392,37 @@ class DomainAdaptationModel(nn.Module):
     @torch.no_grad()
     def extract_features(self, **inputs: Any) -> torch.Tensor:
         """The pooled features that enter the classifier (what the discriminator sees)."""
-        self._features.clear()
-        self.model(**inputs)
-        features = pool_features(self._features.pop())
-        self._features.clear()
-        return features
+        _, captured = self._run_backbone(inputs)
+        if captured is None:
+            raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
+        return pool_features(captured)
+
+    # -- activation checkpointing ---------------------------------------------------------------
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict[str, Any] | None = None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """Checkpoint the backbone's layers (``TrainingArguments(activation_checkpointing=True)`` calls this).
+
+        Non-reentrant by default: gradients then reach the LoRA weights of every checkpointed layer although the
+        frozen embeddings' outputs need no gradient, and DDP works with ``find_unused_parameters=False``. With
+        ``use_reentrant=True`` the embeddings' outputs are made to require gradients, as peft does.
+        """
+        kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+        self.backbone.activation_checkpointing_enable(kwargs, every_n_layers=every_n_layers, offload=offload)
+        if kwargs["use_reentrant"]:
+            self.backbone.enable_input_require_grads()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """The former name of :meth:`activation_checkpointing_enable`."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def activation_checkpointing_disable(self) -> None:
+        self.backbone.activation_checkpointing_disable()
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return bool(getattr(self.backbone, "is_activation_checkpointing", False))
 
     # -- parameters -----------------------------------------------------------------------------
 

@@ -196,11 +196,13 @@ def run_training(
     from .alignment.objective import AlignmentObjective
     from .backbones import load_backbone
     from .checkpoints import resolve_resume
+    from .distributed import check_launch
     from .modeling import DomainAdaptationModel
     from .progress import readable_progress
     from .progress import stage as announce
     from .trainer import DomainAdaptationTrainer
 
+    check_launch(training_args)  # before any work: N processes that would train N separate models stop here
     # 'last' / 'true' mean the newest complete checkpoint in output_dir
     training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
@@ -308,7 +310,8 @@ def run_training(
 
     shift_report(trainer, source=ready.get("eval_source", source.with_transform(transforms["eval_source"])))
     announce(stages, stages, f"saving the adapted model to {training_args.output_dir}")
-    trainer.save_model(training_args.output_dir)
+    trainer.save_model(training_args.output_dir)  # written by the main process only
+    trainer.accelerator.wait_for_everyone()
     return metrics
 
 
@@ -340,6 +343,9 @@ def _pretrain_backbone(backbone, ready: dict[str, Any], pretraining_args: Source
         dataloader_pin_memory=training_args.dataloader_pin_memory,
         disable_tqdm=training_args.disable_tqdm,
         use_cpu=training_args.use_cpu,
+        bf16=training_args.bf16,
+        fp16=training_args.fp16,
+        ddp_timeout=training_args.ddp_timeout,
     )
     metrics = pretrain_on_source(
         backbone.model,

@@ -56,9 +56,11 @@ def pretrain_on_source(
     trainer.train()
     metrics = trainer.evaluate() if eval_dataset is not None else {}
     save_directory = str(save_directory or args.output_dir)
-    with atomic_directory_update(save_directory) as scratch:  # a crash mid-save leaves no torn checkpoint
-        model.save_pretrained(scratch)
-        if processor is not None:
-            processor.save_pretrained(scratch)
-    logger.info("Source-pretrained backbone saved to %s", save_directory)
+    if args.should_save:  # the main process writes; under DDP the others wait for it, then all load the folder
+        with atomic_directory_update(save_directory) as scratch:  # a crash mid-save leaves no torn checkpoint
+            model.save_pretrained(scratch)
+            if processor is not None:
+                processor.save_pretrained(scratch)
+        logger.info("Source-pretrained backbone saved to %s", save_directory)
+    trainer.accelerator.wait_for_everyone()
     return metrics

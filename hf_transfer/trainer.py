@@ -35,6 +35,7 @@ from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARG
 from .data.collator import DomainBatchCollator
 from .data.labels import label_names
 from .data.pairing import SourceTargetDataset, has_labels
+from .distributed import check_launch
 from .metrics import ClassificationMetrics
 from .modeling import DomainAdaptationModel
 from .training_args import DomainAdaptationArguments
@@ -51,7 +52,11 @@ DomainDataset = Union["datasets.Dataset", Sequence[Mapping[str, Any]]]
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; the last good checkpoint is left as it was."""
+    """Training produced a NaN/inf loss; no checkpoint is written after it (earlier ones are left as they were).
+
+    The loss is checked on the device at every step and read on the host only at logging steps, before every
+    checkpoint save and at the end of training, so the check costs no host synchronisation per step.
+    """
 
 
 COLLAPSE_SOURCE_LOSS = 0.35
@@ -134,6 +139,7 @@ class DomainAdaptationTrainer(Trainer):
             )
         if not isinstance(args, DomainAdaptationArguments):
             raise TypeError("args must be DomainAdaptationArguments (a TrainingArguments subclass).")
+        check_launch(args)
         train_dataset = None
         if source_dataset is not None or target_dataset is not None:
             train_dataset = self._pair_domains(model, args, source_dataset, target_dataset)
@@ -168,6 +174,9 @@ class DomainAdaptationTrainer(Trainer):
         self._alignment_sums: dict[str, torch.Tensor] = {}
         self._alignment_steps = 0
         self._lambda_sum = 0.0
+        # The first step whose loss was not finite (0 = none), kept on the device: read only when checked.
+        self._first_nonfinite_step: torch.Tensor | None = None
+        self._checkpoint_before: str | None = None  # the last checkpoint this run saved or resumed from
         self._record_run_info(model)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -269,15 +278,60 @@ class DomainAdaptationTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():
-            raise NonFiniteLossError(
-                f"Non-finite loss ({loss.item()}) at step {self.state.global_step + 1}. Training stopped; the last "
-                "checkpoint saved before it is intact. Lower the learning rate or domain_loss_weight, or check the "
-                "inputs for NaNs."
-            )
+        # No host read here: a device flag remembers the first non-finite step, checked at logging/saving steps.
+        bad = ~torch.isfinite(loss.detach()).all()
+        if self._first_nonfinite_step is None:
+            self._first_nonfinite_step = torch.zeros((), dtype=torch.long, device=loss.device)
+        first = self._first_nonfinite_step
+        self._first_nonfinite_step = torch.where(bad & (first == 0), self.state.global_step + 1, first)
         return loss
 
+    def _raise_if_loss_was_non_finite(self) -> None:
+        """One host read (all ranks together): raise :class:`NonFiniteLossError` if any step's loss was NaN/inf."""
+        if self._first_nonfinite_step is None:
+            return
+        steps = self.accelerator.gather(self._first_nonfinite_step.reshape(1)).tolist()
+        bad = [step for step in steps if step > 0]
+        if not bad:
+            return
+        first = min(bad)
+        ranks = [rank for rank, step in enumerate(steps) if step > 0]
+        where = f" on rank(s) {ranks}" if len(steps) > 1 else ""
+        if self._checkpoint_before is not None:
+            saved = (
+                f"The last checkpoint, {self._checkpoint_before}, is from before step {first} and intact (resume from "
+                "it with resume_from_checkpoint)."
+            )
+        else:
+            saved = "No checkpoint of this run exists yet: none was saved before it."
+        raise NonFiniteLossError(
+            f"Non-finite loss (NaN/inf) at step {first}{where}, found at step {self.state.global_step} (the loss is "
+            f"read at logging steps, before checkpoints and at the end). Training stopped. {saved} Lower the learning "
+            "rate or domain_loss_weight, or check the inputs for NaNs."
+        )
+
+    def _save_checkpoint(self, model, trial) -> None:
+        self._raise_if_loss_was_non_finite()  # never write a checkpoint from after a non-finite step
+        super()._save_checkpoint(model, trial)
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        self._checkpoint_before = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+
+    def train(self, resume_from_checkpoint=None, *args: Any, **kwargs: Any):
+        self._first_nonfinite_step = None  # a new run starts with a clean flag
+        if resume_from_checkpoint:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            self._checkpoint_before = (
+                resume_from_checkpoint if isinstance(resume_from_checkpoint, str) else get_last_checkpoint(self.args.output_dir)
+            )
+        output = super().train(resume_from_checkpoint, *args, **kwargs)
+        self._raise_if_loss_was_non_finite()
+        return output
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a logging step of training: the Trainer reads its own loss here too
+            self._raise_if_loss_was_non_finite()
         if self._alignment_steps and "loss" in logs:
             keys = list(self._alignment_sums)
             sums = self.accelerator.gather(torch.stack([self._alignment_sums[k] for k in keys]).unsqueeze(0))

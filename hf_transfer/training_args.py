@@ -155,6 +155,14 @@ class DomainAdaptationArguments(TrainingArguments):
         },
     )
     # Trainer defaults that differ for domain adaptation:
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "Kept False: every trainable parameter (LoRA, classifier, discriminator) gets a gradient at every "
+            "step (methods without a discriminator still run it as a zero-weight probe), so DDP needs no extra graph "
+            "traversal to look for unused ones."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Kept False: inputs are built lazily by dataset transforms, not model-signature columns."},

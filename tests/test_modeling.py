@@ -79,6 +79,17 @@ def test_features_are_what_enters_the_classifier():
     assert features.shape == (8, 32)
 
 
+def test_the_peft_model_used_on_its_own_keeps_no_features():
+    """``model.model`` (the PeftModel) run directly, e.g. for inference, must not hold a tensor per call."""
+    model = build_model()
+    pixels, labels, domains = _batch()
+    model(pixel_values=pixels, labels=labels, domain_labels=domains)
+    with torch.no_grad():
+        for _ in range(3):
+            model.model(pixel_values=pixels)
+    assert model._features == []
+
+
 def test_save_and_reload_give_identical_logits(tmp_path):
     torch.manual_seed(0)
     base = ViTForImageClassification(tiny_vit_config())

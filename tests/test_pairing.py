@@ -61,3 +61,32 @@ def test_empty_domains_are_refused():
 def test_collator_passes_plain_examples_through_for_evaluation():
     batch = DomainBatchCollator()(make_domain(3))
     assert "domain_labels" not in batch and batch["pixel_values"].shape == (3, 3, 16, 16)
+
+
+def test_a_batch_is_fetched_with_one_transform_call_per_domain_and_equals_item_by_item():
+    from datasets import Dataset
+
+    calls = []
+
+    def transform(batch):
+        calls.append(len(batch["x"]))
+        return {"pixel_values": [torch.full((2,), float(x)) for x in batch["x"]], "labels": list(batch["label"])}
+
+    source = Dataset.from_dict({"x": list(range(6)), "label": [0, 1, 2] * 2}).with_transform(transform)
+    target = Dataset.from_dict({"x": list(range(100, 109)), "label": [1] * 9}).with_transform(transform)
+    pairs = SourceTargetDataset(source, target, target_ratio=2, num_target_labels=3, seed=1)
+    pairs.set_epoch(1)
+    calls.clear()
+    batch = pairs.__getitems__([4, 0, 5])
+    assert calls == [3, 6]  # the source rows, then the target rows: two calls instead of nine
+    one_by_one = [pairs[i] for i in (4, 0, 5)]
+    for fetched, single in zip(batch, one_by_one):
+        assert torch.equal(fetched["source"]["pixel_values"], single["source"]["pixel_values"])
+        assert fetched["source"]["labels"] == single["source"]["labels"]
+        assert [t["labels"] for t in fetched["target"]] == [t["labels"] for t in single["target"]]
+        assert [t["pixel_values"][0].item() for t in fetched["target"]] == [
+            t["pixel_values"][0].item() for t in single["target"]
+        ]
+    assert [t["pixel_values"][0].item() - 100 for t in batch[1]["target"]] == [
+        pairs._target_order[j % 9] for j in (1 * 6 * 2 + 0, 1 * 6 * 2 + 1)
+    ]  # item 0 of epoch 1 takes target positions e·n_s·r + i·r + k of the permutation

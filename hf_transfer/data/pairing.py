@@ -69,13 +69,43 @@ class SourceTargetDataset(Dataset):
         return [self._target_order[(start + k) % n_t] for k in range(self.target_ratio)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        targets = []
-        for j in self.target_indices(index):
-            example = dict(self.target[j])
-            if j not in self.labelled_target_indices:
-                example["labels"] = IGNORE_INDEX
-            targets.append(example)
-        return {"source": dict(self.source[index]), "target": targets}
+        return self._items([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """A whole batch at once (the DataLoader calls this): each domain's transform runs once on all its rows.
+
+        Decoding and preprocessing (``Dataset.with_transform``) then work on a batch, as the image processors and
+        feature extractors are built to, instead of one example at a time.
+        """
+        return self._items(indices)
+
+    def _items(self, indices: list[int]) -> list[dict[str, Any]]:
+        indices = [int(i) for i in indices]
+        target_positions = [j for i in indices for j in self.target_indices(i)]
+        sources = _fetch(self.source, indices)
+        targets = _fetch(self.target, target_positions)
+        items = []
+        for k, index in enumerate(indices):
+            group = []
+            for offset in range(self.target_ratio):
+                j = target_positions[k * self.target_ratio + offset]
+                example = dict(targets[k * self.target_ratio + offset])
+                if j not in self.labelled_target_indices:
+                    example["labels"] = IGNORE_INDEX
+                group.append(example)
+            items.append({"source": dict(sources[k]), "target": group})
+        return items
+
+
+def _fetch(dataset: Any, indices: list[int]) -> list[Any]:
+    """``dataset``'s rows at ``indices``, in one batched call when the dataset offers one (HF ``Dataset``)."""
+    batched = getattr(dataset, "__getitems__", None)
+    if batched is not None and len(indices) > 1:
+        rows = batched(indices)
+        if len(rows) == len(indices):
+            return rows
+        # A transform dropped rows (skip_bad_examples): fetch one by one, as before, to keep rows aligned.
+    return [dataset[i] for i in indices]
 
 
 def has_labels(dataset: Sized) -> bool:
