@@ -15,7 +15,10 @@ from pathlib import Path
 from hf_transfer.utils.io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("digits", "speech", "speech_extra", "finance", "medical", "medical_stainpre")
+ORDER = (
+    "digits", "digits_mmd", "digits_before_after", "speech", "speech_mmd", "speech_extra", "finance", "finance_mmd",
+    "medical", "medical_mmd", "medical_stainpre",
+)
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 

@@ -43,12 +43,13 @@ def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
     results = run_demo(output_dir=tmp_path, seed=0, settings=settings)
     printed = capsys.readouterr().out
     assert "| dann" in printed and "| source_only" in printed and "target" in printed
-    # each stage says when it starts; the Trainer's log dicts are not printed raw; it ends with the table and a verdict
+    # each stage says when it starts; the Trainer's log dicts are not printed raw; it ends with the table, the shift
+    # (A-distance before and after, where the pictures are) and a one-line verdict
     for stage in ("[1/3]", "[2/3] LoRA source_only", "[3/3] LoRA dann"):
         assert stage in printed, stage
     assert "{'" not in printed
     lines = printed.rstrip().splitlines()
-    assert lines[-3].startswith("| dann ") and lines[-2] == ""
+    assert lines[-5].startswith("| dann ") and lines[-2] == ""
     gain = 100 * results["target_gain"]
     assert lines[-1].startswith("Verdict: DANN ") and f"({gain:+.1f} points: target accuracy" in lines[-1]
     for method in ("source_only", "dann"):  # the printed table holds the returned numbers
@@ -62,10 +63,10 @@ def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
     card = (adapter / "README.md").read_text()
     assert "domain-adaptation" in card and str(tmp_path) not in card
     assert json.loads((tmp_path / "demo_results.json").read_text())["seed"] == 0
-    # The output ends with the A-distance before and after adaptation, and where the pictures are.
+    # Just before the verdict: the A-distance before and after adaptation, and where the pictures are.
     shift = results["shift"]
     assert info["shift"]["a_distance_before"] == shift["a_distance_before"]
-    last = printed.strip().splitlines()[-2:]
+    last = printed.strip().splitlines()[-4:-2]
     assert last[0].startswith("Proxy A-distance") and f"{shift['a_distance_before']:.3f} before adaptation" in last[0]
     assert last[1].startswith("Pictures: ") or "matplotlib is not installed" in last[1]
     for picture in shift["pictures"]:

@@ -45,6 +45,8 @@ from tests.conftest import _image_tree, tiny_vit_config
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/README.md"))]
 
+GPUS = "needs GPUs (none here); the configs are loaded by Accelerate in tests/test_distributed.py"
+DDP_TESTED = "a 2-process launch; tests/test_distributed.py runs it (CONFIG is a placeholder for the user's config)"
 NETWORK = "needs the network (a Hub-scale backbone and Hub datasets); tests/test_recipes.py runs it against the Hub double"
 RUNNER = ("the benchmark runner, the same line as recipes/digits/README.md's for another recipe (run there, slow); "
           "each recipe's own training command runs in its README's test")
@@ -65,6 +67,16 @@ NOT_RUN_HERE = {
     "python benchmarks/run_recipe.py speech --data-root ../shared/data": RUNNER,
     "python benchmarks/run_recipe.py finance --data-root ../shared/data": RUNNER,
     "python benchmarks/run_recipe.py medical --data-root ../shared/data": RUNNER,
+    "torchrun --nproc_per_node 4 -m hf_transfer train recipes/medical/blood_cells_gpu.yaml --training.bf16 true": GPUS,
+    "torchrun --nproc_per_node 4 --no-python hf-transfer train recipes/medical/blood_cells_gpu.yaml --training.bf16 true":
+        GPUS,
+    "accelerate launch --config_file recipes/accelerate/multi_gpu_ddp.yaml --num_processes 4 "
+    "-m hf_transfer train recipes/medical/blood_cells_gpu.yaml": GPUS,
+    "accelerate launch --config_file recipes/accelerate/fsdp.yaml -m hf_transfer train CONFIG": GPUS,
+    "accelerate launch --config_file recipes/accelerate/deepspeed_zero2.yaml -m hf_transfer train CONFIG "
+    "--training.bf16 true": GPUS + " (and DeepSpeed)",
+    "torchrun --nproc_per_node 2 -m hf_transfer train CONFIG --training.use_cpu true": DDP_TESTED,
+    "accelerate launch --multi_gpu --num_processes 2 -m hf_transfer train CONFIG --training.use_cpu true": DDP_TESTED,
 }
 # The same line in README.md as in recipes/digits/README.md: it runs once, in the recipe's test.
 RUN_ELSEWHERE = {("README.md", "python benchmarks/run_recipe.py digits --data-root ../shared/data")}
@@ -136,6 +148,7 @@ class Clone:
     def _cap_time(self) -> None:
         import hf_transfer.cli as cli
         import hf_transfer.demo as demo
+        import hf_transfer.sweep as sweep
 
         real_parse = cli.parse_train_arguments
 
@@ -147,6 +160,7 @@ class Clone:
             return real_parse(config_path, [*overrides, *cap])
 
         self.monkeypatch.setattr(cli, "parse_train_arguments", capped)
+        self.monkeypatch.setattr(sweep, "parse_train_arguments", capped)  # each candidate of a sweep is a train run
         tiny = functools.partial(demo.DemoSettings, hidden_size=32, num_layers=1, pretrain_epochs=1, adapt_steps=3,
                                  batch_size=16)
         self.monkeypatch.setattr(demo, "DemoSettings", tiny)
@@ -218,7 +232,13 @@ def test_readme_commands_run(hub, tmp_path, monkeypatch):
                         ignore=shutil.ignore_patterns("checkpoint-*"))
         _image_tree(clone.root / "path" / "to" / "target_test_folder", ["normal", "tumor"], 2, 60)
 
-    before = {"hf-transfer evaluate out/adapter path/to/target_test_folder": adapter_and_test_folder}
+    def small_grid():  # the README's grid.yaml has 18 candidates; two show the same command
+        (clone.root / "grid.yaml").write_text("training:\n  method: [source_only, dann]\n")
+
+    before = {
+        "hf-transfer evaluate out/adapter path/to/target_test_folder": adapter_and_test_folder,
+        "hf-transfer sweep recipes/examples/image_folder.yaml --grid grid.yaml": small_grid,
+    }
     ran = _run_document("README.md", clone, before)
     assert any(c.startswith("hf-transfer train recipes/examples/image_folder.yaml") for c in ran)
     assert any(c.startswith("hf-transfer push outputs/demo/dann") for c in ran)

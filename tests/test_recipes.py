@@ -29,7 +29,8 @@ except ImportError:
     from tests.test_prepare_data import write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(ROOT.joinpath("recipes").rglob("*.yaml"))
+# training configs (recipes/accelerate/ holds Accelerate launcher configs, tested in test_distributed.py)
+RECIPES = sorted(p for p in ROOT.joinpath("recipes").rglob("*.yaml") if p.parent.name != "accelerate")
 DOMAIN_RECIPES = ("digits", "speech", "finance", "medical")
 DATA_FIELDS = ("dataset", "config", "split", "eval_split", "input_column", "label_column")
 HUB_ONLY_FIELDS = ("revision", "data_dir", "filter_column", "filter_values")
