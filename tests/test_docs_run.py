@@ -75,6 +75,14 @@ NOT_RUN_HERE = {
     "accelerate launch --config_file recipes/accelerate/fsdp.yaml -m hf_transfer train CONFIG": GPUS,
     "accelerate launch --config_file recipes/accelerate/deepspeed_zero2.yaml -m hf_transfer train CONFIG "
     "--training.bf16 true": GPUS + " (and DeepSpeed)",
+    "accelerate launch --config_file recipes/accelerate/single_gpu.yaml -m hf_transfer train "
+    "recipes/medical/blood_cells_gpu.yaml": GPUS,
+    "accelerate launch --config_file recipes/accelerate/fsdp.yaml -m hf_transfer train recipes/medical/blood_cells_gpu.yaml":
+        GPUS,
+    "accelerate launch --config_file recipes/accelerate/deepspeed_zero2.yaml -m hf_transfer train "
+    "recipes/medical/blood_cells_gpu.yaml --training.bf16 true": GPUS + " (and DeepSpeed)",
+    "accelerate launch --config_file recipes/accelerate/multi_gpu_ddp.yaml -m hf_transfer train CONFIG "
+    "--training.use_cpu true": DDP_TESTED,
     "torchrun --nproc_per_node 2 -m hf_transfer train CONFIG --training.use_cpu true": DDP_TESTED,
     "accelerate launch --multi_gpu --num_processes 2 -m hf_transfer train CONFIG --training.use_cpu true": DDP_TESTED,
 }
@@ -238,6 +246,9 @@ def test_readme_commands_run(hub, tmp_path, monkeypatch):
     before = {
         "hf-transfer evaluate out/adapter path/to/target_test_folder": adapter_and_test_folder,
         "hf-transfer sweep recipes/examples/image_folder.yaml --grid grid.yaml": small_grid,
+        "hf-transfer diagnose --model out/adapter --source data/a --target data/b": lambda: [
+            _image_tree(clone.root / "data" / name, ["normal", "tumor"], 3, shift) for name, shift in (("a", 0), ("b", 60))
+        ],
     }
     ran = _run_document("README.md", clone, before)
     assert any(c.startswith("hf-transfer train recipes/examples/image_folder.yaml") for c in ran)
