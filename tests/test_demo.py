@@ -37,7 +37,6 @@ def test_paper_ink_shift_is_a_per_image_colour_change_that_keeps_the_shape():
     assert not np.allclose(shifted, shift_to_target(digits, seed=2))
 
 
-@pytest.mark.slow
 def test_demo_runs_end_to_end_and_writes_adapter_and_card(tmp_path, capsys):
     settings = DemoSettings(hidden_size=32, num_layers=1, pretrain_epochs=1, adapt_steps=3, batch_size=16)
     results = run_demo(output_dir=tmp_path, seed=0, settings=settings)

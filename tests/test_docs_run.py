@@ -227,7 +227,6 @@ def _publish_tiny_vit(hub, tmp_path: Path, repo_id: str) -> None:
     hub.double.publish(repo_id, {p.name: p.read_bytes() for p in folder.iterdir()}, repo_type="model")
 
 
-@pytest.mark.slow
 def test_readme_commands_run(hub, tmp_path, monkeypatch):
     clone = Clone(tmp_path, monkeypatch)
     _publish_tiny_vit(hub, tmp_path, "google/vit-base-patch16-224-in21k")

@@ -21,7 +21,6 @@ def _late_domain_accuracy(tmp_path, **kwargs):
     return sum(h["domain_accuracy"] for h in logs[-15:]) / 15
 
 
-@pytest.mark.slow
 def test_dann_reduces_the_domain_discriminators_advantage(tmp_path):
     # Same data, same discriminator, same optimiser; only the gradient reversal differs.
     without_reversal = _late_domain_accuracy(tmp_path / "lambda0", grl_schedule="constant", grl_max_lambda=0.0)

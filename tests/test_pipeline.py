@@ -15,7 +15,6 @@ def _train(config, output_dir, method="dann"):
     return output_dir
 
 
-@pytest.mark.slow
 def test_two_runs_with_the_same_seed_give_bit_identical_weights(tiny_setup):
     tmp_path, config = tiny_setup
     first = _train(config, tmp_path / "run1")
