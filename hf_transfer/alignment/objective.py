@@ -180,13 +180,11 @@ class AlignmentObjective:
     # -- the loss ---------------------------------------------------------------------------------
 
     def __call__(self, batch: AlignmentBatch, *, domain_head: nn.Module, grl_lambda: float) -> ObjectiveOutput:
-        total: torch.Tensor | None = None
+        total: torch.Tensor | None = None  # never None after the loop: there is always a term (the probe at least)
         logs: dict[str, torch.Tensor] = {}
         for term, spec, compute in self._built:
             out: TermOutput = compute(batch, domain_head=domain_head, grl_lambda=grl_lambda)
             weighted = term.weight * out.loss
             total = weighted if total is None else total + weighted
             logs.update(out.logs)
-        if total is None:  # unreachable: the probe is always there
-            total = batch.logits.sum() * 0.0
         return ObjectiveOutput(loss=total, logs=logs)
