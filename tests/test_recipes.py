@@ -163,7 +163,10 @@ def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
 
 # Every config that reads the local benchmark's layout; each hub.yaml reads Hub datasets instead and runs
 # below against the Hub double (test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter).
-TINY_RUNS = [(d, "local") for d in DOMAIN_RECIPES] + [("medical", "blood_cells_gpu")]
+TINY_RUNS = (
+    [(d, "local") for d in DOMAIN_RECIPES] + [("medical", "blood_cells_gpu")]
+    + [(p.parent.name, "pretrained") for p in sorted(ROOT.joinpath("recipes").glob("*/pretrained.yaml"))]
+)
 
 
 @pytest.mark.slow
