@@ -1,0 +1,230 @@
+"""How honest is the label-free choice? Sweep a grid per recipe and seed, then compare the picks.
+
+    python benchmarks/selection.py digits --data-root ../shared/data
+    python benchmarks/selection.py medical --data-root ../shared/data --seeds 0 1 2 --pruner median
+    python benchmarks/selection.py digits --summarise-only     # rewrite the table from the sweeps on disk
+
+For each seed, ``hf-transfer sweep`` (:func:`hf_transfer.sweep.run_sweep`) trains every candidate of
+the grid on the recipe's ``local.yaml`` (``--config pretrained``: ``pretrained.yaml``), every
+candidate logging every label-free validator on the target's evaluation split. The default grid is
+every alignment method x three domain-loss weights (x augmentation on/off where the recipe has
+one); ``--grid FILE`` gives another.
+
+From each sweep's ``selection.json`` this script then reads, per seed:
+
+* **source-only**: the ``source_only`` candidate (the first one, if the grid repeats it);
+* **each validator's pick**: the eligible candidate (not collapsed) with that validator's best score;
+* **the ensemble's pick**: the sweep's own choice (mean rank across the validators, EnsV-style);
+* **the oracle**: the candidate with the best score on the labelled target test split, in hindsight.
+
+The target test labels are read only here, after every choice was made, to score the picks: the
+*regret* (oracle - pick) and the *gain* over source-only. The headline metric is the recipe's:
+balanced accuracy for medical, accuracy otherwise.
+
+``--pruner median`` (or ``halving``) runs the sweep with early stopping on the validator instead of
+the full grid and records its wall time: the cost goal is a 12-candidate sweep at most 5 single runs'
+time with a pick as good as the full grid's.
+
+Writes ``<out>/<recipe>[_<config>]_selection.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+HEADLINE = {"medical": "balanced_accuracy"}
+"""The metric each recipe is judged on (default: accuracy)."""
+WEIGHTS = (0.1, 0.3, 1.0)
+AUGMENTATION = {"medical": ("model.image_augmentation", ["flip", "stain"]),
+                "speech": ("model.audio_augmentation", ["none", "speed"])}
+
+
+def default_grid(recipe: str, methods: Sequence[str] | None = None) -> dict[str, dict[str, list[Any]]]:
+    """Every method x ``WEIGHTS`` (x the recipe's augmentation off/on)."""
+    from hf_transfer.alignment import available_methods
+
+    grid: dict[str, dict[str, list[Any]]] = {
+        "training": {"method": list(methods or available_methods()), "domain_loss_weight": list(WEIGHTS)},
+    }
+    if recipe in AUGMENTATION:
+        field, values = AUGMENTATION[recipe]
+        section, name = field.split(".")
+        grid.setdefault(section, {})[name] = list(values)
+    return grid
+
+
+def headline_metric(recipe: str) -> str:
+    return f"eval_target_{HEADLINE.get(recipe, 'accuracy')}"
+
+
+def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dict[str, Any]]:
+    """Who each rule picks in one sweep's ``selection.json``, and that candidate's target ``metric``.
+
+    Returns ``{rule: {"candidate": name, "score": metric value}}`` for ``source_only``, every validator in
+    ``members``, ``ensemble`` and ``oracle``. Collapsed or failed candidates are never picked by a validator
+    (the oracle, which is hindsight, considers every finished candidate, collapsed ones included).
+    """
+    from hf_transfer.validators import get_validator
+
+    candidates = payload["candidates"]
+
+    def value(candidate: Mapping[str, Any]) -> float | None:
+        score = (candidate.get("metrics") or {}).get(metric)
+        return None if score is None or (isinstance(score, float) and math.isnan(score)) else float(score)
+
+    by_name = {c["name"]: c for c in candidates}
+    eligible = [c for c in candidates if c["status"] == "finished"]
+    picks: dict[str, dict[str, Any]] = {}
+    source_only = next((c for c in candidates if c["values"].get("training.method") == "source_only"
+                        and value(c) is not None), None)
+    if source_only is not None:
+        picks["source_only"] = {"candidate": source_only["name"], "score": value(source_only)}
+    for name in payload["members"]:
+        validator = get_validator(name)
+        scored = [c for c in eligible if c["scores"].get(name) is not None and not math.isnan(c["scores"][name])]
+        if scored:
+            best = (max if validator.higher_is_better else min)(scored, key=lambda c: c["scores"][name])
+            picks[name] = {"candidate": best["name"], "score": value(best)}
+    if payload.get("chosen") in by_name:
+        picks["ensemble" if payload.get("validator") == "ensemble" else payload["validator"]] = {
+            "candidate": payload["chosen"], "score": value(by_name[payload["chosen"]])}
+    scored = [c for c in candidates if value(c) is not None]
+    if scored:
+        best = max(scored, key=value)
+        picks["oracle"] = {"candidate": best["name"], "score": value(best)}
+    return picks
+
+
+def summarise(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Mean ± std over seeds of each rule's score, its regret (oracle − pick) and gain (pick − source-only)."""
+    rules = list(dict.fromkeys(rule for picks in per_seed.values() for rule in picks))
+    table: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        scores, regrets, gains = [], [], []
+        for picks in per_seed.values():
+            if rule not in picks or picks[rule]["score"] is None:
+                continue
+            score = picks[rule]["score"]
+            scores.append(score)
+            if "oracle" in picks:
+                regrets.append(picks["oracle"]["score"] - score)
+            if "source_only" in picks:
+                gains.append(score - picks["source_only"]["score"])
+        if scores:
+            table[rule] = {
+                "score": (statistics.mean(scores), statistics.pstdev(scores)),
+                "regret": (statistics.mean(regrets), statistics.pstdev(regrets)) if regrets else None,
+                "gain": (statistics.mean(gains), statistics.pstdev(gains)) if gains else None,
+                "picks": [picks[rule]["candidate"] for picks in per_seed.values() if rule in picks],
+                "seeds": len(scores),
+            }
+    return table
+
+
+def markdown(title: str, metric: str, table: Mapping[str, Mapping[str, Any]], candidates: int,
+             timing: Mapping[str, Any] | None = None) -> str:
+    def cell(pair):
+        return "–" if pair is None else f"{100 * pair[0]:.1f} ± {100 * pair[1]:.1f}"
+
+    def signed(pair):
+        return "–" if pair is None else f"{100 * pair[0]:+.1f} ± {100 * pair[1]:.1f}"
+
+    label = metric.removeprefix("eval_target_").replace("_", " ")
+    lines = [
+        f"**{title}**: {candidates} candidates per seed; target {label} of the candidate each rule picks "
+        "(mean ± std over seeds, points). Regret = oracle − pick; gain = pick − source-only. Only the oracle row "
+        "reads target labels (in hindsight); every other pick is label-free.",
+        "",
+        "| rule | target score | regret | gain over source-only | picks |",
+        "|---|---:|---:|---:|---|",
+    ]
+    order = ["source_only", *[r for r in table if r not in ("source_only", "ensemble", "oracle")], "ensemble", "oracle"]
+    for rule in order:
+        if rule not in table:
+            continue
+        entry = table[rule]
+        name = {"source_only": "source-only", "ensemble": "**ensemble** (the sweep's choice)",
+                "oracle": "oracle (target labels, hindsight)"}.get(rule, rule)
+        lines.append(f"| {name} | {cell(entry['score'])} | {signed(entry['regret'])} | {signed(entry['gain'])} | "
+                     f"{', '.join(entry['picks'])} |")
+    if timing:
+        lines += ["", f"Cost: {timing['text']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", choices=("digits", "speech", "finance", "medical"))
+    parser.add_argument("--data-root", help="The shared raw data folder (e.g. ../shared/data).")
+    parser.add_argument("--config", default="local", help="recipes/<recipe>/<CONFIG>.yaml (local or pretrained).")
+    parser.add_argument("--backbones", default=None, help="Converted offline backbones (for --config pretrained).")
+    parser.add_argument("--work-dir", default="outputs/benchmarks", help="Prepared data and the sweeps go here.")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="Where the JSON/Markdown go.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--grid", default=None, help="A grid YAML (default: every method x 3 weights [x augmentation]).")
+    parser.add_argument("--methods", nargs="+", default=None, help="The default grid's methods (default: all).")
+    parser.add_argument("--pruner", default="none", choices=("none", "median", "halving"))
+    parser.add_argument("--summarise-only", action="store_true", help="Rewrite the table from the sweeps on disk.")
+    ns, extra = parser.parse_known_args(argv)
+
+    import run_recipe
+
+    stem = f"{run_recipe.results_stem(ns.recipe, ns.config)}_selection" + ("" if ns.pruner == "none" else f"_{ns.pruner}")
+    work = Path(ns.work_dir).resolve() / stem
+    out = Path(ns.out)
+    metric = headline_metric(ns.recipe)
+    if not ns.summarise_only:
+        if not ns.data_root:
+            parser.error("--data-root is required (except with --summarise-only)")
+        if ns.backbones:
+            os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
+        run_recipe.check_offline_backbone(ns.recipe, ns.config)
+        data = Path(ns.work_dir).resolve() / "data"
+        run_recipe._prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
+        os.environ["HF_TRANSFER_DATA"] = str(data)
+        if run_recipe._minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
+            os.environ["HF_TRANSFER_MINILM"] = run_recipe._minilm_dir()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from hf_transfer.sweep import run_sweep
+
+        grid = ns.grid or default_grid(ns.recipe, ns.methods)
+        timings = {}
+        for seed in ns.seeds:
+            start = time.perf_counter()
+            run_sweep(str(run_recipe.config_path(ns.recipe, ns.config)), grid, output_dir=work / f"seed{seed}",
+                      overrides=[*extra, "--training.seed", str(seed)], pruner=ns.pruner, seed=seed)
+            timings[seed] = round(time.perf_counter() - start, 1)
+            (work / f"seed{seed}" / "wall_seconds.txt").write_text(f"{timings[seed]}\n")
+    per_seed, sizes, walls = {}, set(), []
+    for folder in sorted(work.glob("seed*")):
+        payload = json.loads((folder / "selection.json").read_text())
+        per_seed[int(folder.name.removeprefix("seed"))] = picks_of_one_sweep(payload, metric)
+        sizes.add(len(payload["candidates"]))
+        if (folder / "wall_seconds.txt").is_file():
+            walls.append(float((folder / "wall_seconds.txt").read_text()))
+    table = summarise(per_seed)
+    timing = {"text": f"mean wall time of a sweep {statistics.mean(walls) / 60:.1f} min (pruner: {ns.pruner})"} if walls else None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps({"recipe": ns.recipe, "config": ns.config, "metric": metric,
+                                                  "pruner": ns.pruner, "per_seed": per_seed, "summary": table,
+                                                  "wall_seconds": walls}, indent=2) + "\n")
+    text = markdown(f"{ns.recipe} ({ns.config}), label-free selection", metric, table, max(sizes, default=0), timing)
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

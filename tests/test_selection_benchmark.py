@@ -1,0 +1,67 @@
+"""benchmarks/selection.py: who each rule picks from a sweep's selection.json, and the regret/gain table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def selection():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_selection", ROOT / "benchmarks" / "selection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _candidate(name, method, status, entropy, snd, accuracy):
+    return {"name": name, "values": {"training.method": method}, "status": status,
+            "scores": {"entropy": entropy, "snd": snd}, "metrics": {"eval_target_accuracy": accuracy}}
+
+
+def test_each_rule_picks_by_its_own_direction_and_never_a_collapsed_candidate(selection):
+    payload = {
+        "validator": "ensemble", "members": ["entropy", "snd"], "chosen": "c02",
+        "candidates": [
+            _candidate("c01", "source_only", "finished", 0.9, 0.10, 0.60),
+            _candidate("c02", "dann", "finished", 0.5, 0.30, 0.70),
+            _candidate("c03", "mcc", "finished", 0.2, 0.20, 0.75),  # lowest entropy (lower is better)
+            _candidate("c04", "mmd", "collapsed", 0.0, 0.90, 0.95),  # best on both, and the oracle, but collapsed
+        ],
+    }
+    picks = selection.picks_of_one_sweep(payload, "eval_target_accuracy")
+    assert {rule: p["candidate"] for rule, p in picks.items()} == {
+        "source_only": "c01", "entropy": "c03", "snd": "c02", "ensemble": "c02", "oracle": "c04"}
+    assert picks["entropy"]["score"] == 0.75
+
+
+def test_regret_and_gain_are_means_over_seeds(selection):
+    per_seed = {
+        0: {"source_only": {"candidate": "a", "score": 0.6}, "ensemble": {"candidate": "b", "score": 0.7},
+            "oracle": {"candidate": "c", "score": 0.8}},
+        1: {"source_only": {"candidate": "a", "score": 0.5}, "ensemble": {"candidate": "c", "score": 0.9},
+            "oracle": {"candidate": "c", "score": 0.9}},
+    }
+    table = selection.summarise(per_seed)
+    assert table["ensemble"]["score"][0] == pytest.approx(0.8)
+    assert table["ensemble"]["regret"][0] == pytest.approx(0.05)  # (0.1 + 0.0) / 2
+    assert table["ensemble"]["gain"][0] == pytest.approx(0.25)  # (0.1 + 0.4) / 2
+    assert table["oracle"]["regret"] == (pytest.approx(0.0), pytest.approx(0.0))
+    text = selection.markdown("digits", "eval_target_accuracy", table, 12)
+    assert "| **ensemble** (the sweep's choice) | 80.0 ± 10.0 | +5.0 ± 5.0 | +25.0 ± 15.0 | b, c |" in text
+
+
+def test_the_default_grid_is_every_method_by_three_weights_and_the_augmentation(selection):
+    from hf_transfer.alignment import available_methods
+
+    grid = selection.default_grid("medical")
+    assert grid["training"]["method"] == available_methods() and grid["training"]["domain_loss_weight"] == [0.1, 0.3, 1.0]
+    assert grid["model"]["image_augmentation"] == ["flip", "stain"]
+    assert "model" not in selection.default_grid("finance", ["source_only", "mcc"])
+    assert selection.headline_metric("medical") == "eval_target_balanced_accuracy"
