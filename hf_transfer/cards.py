@@ -73,7 +73,10 @@ def method_view(info: Mapping) -> dict[str, Any]:
         "description": card.description,
         "tags": list(card.tags),
         "role": "unlabelled during training" if card.uses_target else "evaluation only",
-        "adversarial": any(get_method(t.method).needs_discriminator for t in objective.terms),
+        "adversarial": any(
+            get_method(t.method).needs_discriminator and get_method(t.method).domain_head.kind != "prototype"
+            for t in objective.terms
+        ),
         "objective_summary": " + ".join(["classification loss", *terms]),
     }
 
