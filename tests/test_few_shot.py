@@ -111,3 +111,8 @@ def test_few_shot_and_a_random_label_budget_are_exclusive(tmp_path):
         train_args(tmp_path, target_labels_per_class=2, num_target_labels=3)
     with pytest.raises(ValueError, match="either num_target_labels or labelled_target_indices"):
         SourceTargetDataset(make_domain(2), make_domain(2), num_target_labels=1, labelled_target_indices=[0])
+
+
+def test_the_same_rows_are_drawn_whatever_the_classes_are_called():
+    renamed = [{0: 2, 1: 0, 2: 1}[label] for label in LABELS]  # the same split, its classes numbered differently
+    assert stratified_indices(renamed, 3, seed=4) == stratified_indices(LABELS, 3, seed=4)

@@ -63,13 +63,19 @@ def stratified_indices(
             f"{per_class} per class. Lower target_labels_per_class / examples_per_class to at most {fits}, "
             "or give the target labels for every class."
         )
-    generator = torch.Generator().manual_seed(seed)
+    # One seeded permutation of all rows, then the first K rows of each class in that order: the rows drawn
+    # depend on which rows share a class, never on the class ids or names, so the same data split with its
+    # classes named or numbered differently (a target aligned to a source, or loaded as a source) gives the
+    # same shots.
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)).tolist()
+    taken = {c: 0 for c in classes}
     chosen: list[int] = []
-    for c in classes:
-        members = by_class[c]
-        order = torch.randperm(len(members), generator=generator)[:per_class].tolist()
-        chosen += [members[i] for i in order]
+    for index in order:
+        label = labels[index]
+        if label is None or int(label) < 0 or int(label) not in taken or taken[int(label)] >= per_class:
+            continue
+        taken[int(label)] += 1
+        chosen.append(index)
     return sorted(chosen)
-
 
 __all__ = ["dataset_labels", "stratified_indices"]
