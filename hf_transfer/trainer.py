@@ -238,7 +238,7 @@ class DomainAdaptationTrainer(Trainer):
         shots = None
         if args.target_labels_per_class:
             shots = stratified_indices(dataset_labels(target), args.target_labels_per_class, seed=args.seed,
-                                       num_classes=len(model_labels), name="The target (train split)")
+                                       name="The target (train split)")
         elif has_labels(target) and args.num_target_labels == 0:
             logger.warning(
                 "The target dataset has labels but method=%s is unsupervised: they are dropped and never trained on "

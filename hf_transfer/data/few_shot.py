@@ -11,9 +11,12 @@ keeps their labels inside the target, ``<domain>.examples_per_class`` keeps only
 from __future__ import annotations
 
 from collections.abc import Sequence
+import logging
 from typing import Any
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -43,25 +46,28 @@ def stratified_indices(
 ) -> list[int]:
     """``per_class`` indices of each class of ``labels``, drawn with ``seed``; sorted.
 
-    Every class ``0 .. num_classes-1`` (default: every class present) must have at least ``per_class``
-    labelled examples, else the error names the short classes and the largest K that fits.
+    A class with fewer labelled examples (a rare class of a small target) gives all it has, and a warning names
+    it; with ``num_classes``, a class with none at all is an error (there is nothing to label it with), as is a
+    split with no labelled example.
     """
     if per_class < 1:
         raise ValueError(f"The number of labelled examples per class must be >= 1, got {per_class}.")
-    by_class: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
+    counts: dict[int, int] = {}
+    for label in labels:
         if label is not None and int(label) >= 0:
-            by_class.setdefault(int(label), []).append(index)
-    classes = range(num_classes) if num_classes is not None else sorted(by_class)
-    counts = {c: len(by_class.get(c, [])) for c in classes}
-    short = {c: n for c, n in counts.items() if n < per_class}
-    if not counts or short:
-        fits = min(counts.values(), default=0)
+            counts[int(label)] = counts.get(int(label), 0) + 1
+    classes = list(range(num_classes)) if num_classes is not None else sorted(counts)
+    empty = [c for c in classes if not counts.get(c)]
+    if not counts or empty:
         raise ValueError(
-            f"{name} has fewer than {per_class} labelled examples in class(es) "
-            f"{', '.join(f'{c} ({n})' for c, n in short.items()) or 'all'}: a stratified few-shot draw needs "
-            f"{per_class} per class. Lower target_labels_per_class / examples_per_class to at most {fits}, "
-            "or give the target labels for every class."
+            f"{name} has no labelled example of class(es) {empty or 'any'}: a few-shot draw labels examples of every "
+            "class. Give the target split labels for every class, or turn the few-shot draw off."
+        )
+    short = {c: counts[c] for c in classes if counts[c] < per_class}
+    if short:
+        logger.warning(
+            "%s has fewer than %d labelled examples in class(es) %s: all of them are taken.", name, per_class,
+            ", ".join(f"{c} ({n})" for c, n in short.items()),
         )
     # One seeded permutation of all rows, then the first K rows of each class in that order: the rows drawn
     # depend on which rows share a class, never on the class ids or names, so the same data split with its
