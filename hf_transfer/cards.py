@@ -364,7 +364,8 @@ def build_model_card(
         method_description=view["description"],
         target_role=_target_role(view["role"], _as_dict(info.get("training"))),
         source=_domain_view(source),
-        sources=[{"name": _source_name(k, s, len(sources)), **_domain_view(s)} for k, s in enumerate(sources)],
+        sources=[{"name": "Source" if len(sources) == 1 else f"Source {k + 1}", **_domain_view(s)}
+                 for k, s in enumerate(sources)],
         target=_domain_view(target),
         labels=labels,
         results=rows,

@@ -114,14 +114,14 @@ def test_training_on_two_sources_evaluates_each_and_the_card_lists_them(multi_so
     assert [d["description"] for d in info["source_domains"]] == ["plain squares", "dimmed squares"]
     assert info["training"]["num_sources"] == 2
     card = (out / "README.md").read_text()
-    assert "**Source 1 (plain squares)** (labelled)" in card and "**Source 2 (dimmed squares)** (labelled)" in card
+    assert "| **Source 1** (labelled) |" in card and "| plain squares |" in card and "| dimmed squares |" in card
     assert "Source 2 (dimmed squares) Accuracy (dann)" in card  # the per-source model-index entry
 
     base_repo, repo = unique_repo("vit-base"), unique_repo("multi-source-dann")
     push_base_model(tmp_path / "vit", base_repo)
     push_to_hub(out, repo, base_model_repo_id=base_repo)
     pushed_card = hub.double.files(repo)["README.md"].decode()
-    assert "**Source 1 (plain squares)**" in pushed_card and "**Source 2 (dimmed squares)**" in pushed_card
+    assert "**Source 2** (labelled)" in pushed_card and "| dimmed squares |" in pushed_card
     loaded = DomainAdaptationModel.from_pretrained(download_adapted_model(repo))
     assert loaded.domain_loss.discriminator.num_domains == 3
     local = DomainAdaptationModel.from_pretrained(out)
