@@ -120,3 +120,29 @@ def test_few_shot_and_a_random_label_budget_are_exclusive(tmp_path):
 def test_the_same_rows_are_drawn_whatever_the_classes_are_called():
     renamed = [{0: 2, 1: 0, 2: 1}[label] for label in LABELS]  # the same split, its classes numbered differently
     assert stratified_indices(renamed, 3, seed=4) == stratified_indices(LABELS, 3, seed=4)
+
+
+def test_the_fine_tune_baseline_trains_on_the_rows_the_few_shot_run_labels(tmp_path):
+    import csv
+
+    from hf_transfer.data import DomainDataArguments, align_labels, load_domain
+    from hf_transfer.pipeline import _training_split
+
+    def write(path, rows):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([("text", "label"), *rows])
+
+    # the target's classes are ids 0/1/2 in their own order; aligned to this source, ids follow its names
+    write(tmp_path / "source.csv", [(f"s{i}", i % 3) for i in range(6)])  # ids 0, 1, 2 = zeta, alpha, mid
+    write(tmp_path / "target.csv", [(f"t{i}", ["alpha", "mid", "zeta"][i % 3]) for i in range(21)])
+    target_args = DomainDataArguments(dataset=str(tmp_path / "target.csv"), input_column="text")
+    source = load_domain(DomainDataArguments(dataset=str(tmp_path / "source.csv"), input_column="text",
+                                             label_names=["zeta", "alpha", "mid"]))
+    _, target, _ = align_labels(source, load_domain(target_args))
+    assert dataset_labels(target)[:3] == [1, 2, 0]  # alpha, mid, zeta in the source's ids
+    assert dataset_labels(load_domain(target_args))[:3] == [0, 1, 2]  # and in the target's own
+    shots = stratified_indices(dataset_labels(target), 3, seed=11)  # what target_labels_per_class=3 labels
+    labelled = sorted(target[i]["input"] for i in shots)
+    baseline = _training_split(DomainDataArguments(dataset=str(tmp_path / "target.csv"), input_column="text",
+                                                   examples_per_class=3), seed=11)
+    assert sorted(baseline["input"]) == labelled and len(labelled) == 9
