@@ -139,3 +139,26 @@ def test_pooled_sources_train_one_binary_discriminator_and_still_report_each_sou
     info = json.loads((tmp_path / "out" / "domain_adaptation.json").read_text())
     assert "num_domains" not in info["discriminator"] and info["training"]["pooled_sources"] is True
     assert {"eval_source_1_accuracy", "eval_source_2_accuracy", "eval_target_accuracy"} <= set(metrics)
+
+
+def test_the_trainer_refuses_a_discriminator_that_does_not_match_the_number_of_domains(tmp_path):
+    from hf_transfer.data.pairing import MultiSource
+    from hf_transfer.trainer import DomainAdaptationTrainer
+    from tests.conftest import build_model, make_domain, train_args
+
+    sources = MultiSource([make_domain(6, seed=1), make_domain(6, seed=2)])
+    target = make_domain(6, shift=1.0, seed=3, labelled=False)
+    with pytest.raises(ValueError, match=r"need a discriminator over 3 domains.*num_domains=3"):
+        DomainAdaptationTrainer(model=build_model(), args=train_args(tmp_path), source_dataset=sources,
+                                target_dataset=target)
+    with pytest.raises(ValueError, match="tells 4 domains apart but the training data has 2"):
+        DomainAdaptationTrainer(model=build_model(num_domains=4), args=train_args(tmp_path),
+                                source_dataset=make_domain(6), target_dataset=target)
+    with pytest.raises(ValueError, match="does not take several sources"):
+        build_model(objective="cdan", num_domains=3)
+    trainer = DomainAdaptationTrainer(model=build_model(num_domains=3), args=train_args(tmp_path, max_steps=2),
+                                      source_dataset=sources, target_dataset=target)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "domain_accuracy" in h]
+    assert len(logged) == 2  # 4 items × (2 sources + 1 target) = 12 rows, each domain 4
+    assert all(h["domain_accuracy"] * 12 == pytest.approx(round(h["domain_accuracy"] * 12), abs=1e-4) for h in logged), logged
