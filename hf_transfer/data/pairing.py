@@ -77,7 +77,7 @@ class SourceTargetDataset(Dataset):
         if labelled_target_indices is not None and num_target_labels:
             raise ValueError("Give either num_target_labels or labelled_target_indices (a few-shot draw), not both.")
         self.sources, self.target = sources, target
-        self.source = sources[0] if not self.multi_source else source
+        self.source = sources[0]  # the (first) source: what single-source readers (the shift report) look at
         self.target_ratio = target_ratio
         self.epoch = 0
         self._length = max(len(s) for s in sources)
