@@ -367,6 +367,7 @@ def build_model_card(
         sources=[{"name": "Source" if len(sources) == 1 else f"Source {k + 1}", **_domain_view(s)}
                  for k, s in enumerate(sources)],
         target=_domain_view(target),
+        source_phrase="a **source domain**" if len(sources) == 1 else f"**{len(sources)} source domains**",
         labels=labels,
         results=rows,
         has_baseline=has_baseline,

@@ -105,3 +105,10 @@ def test_a_model_trains_with_mme_and_reloads_its_prototypes(tmp_path):
     assert reloaded.domain_loss.discriminator.temperature == 0.1
     assert torch.equal(reloaded.domain_loss.discriminator.prototypes, model.domain_loss.discriminator.prototypes)
     assert reloaded.run_info.training["target_labels_per_class"] == 1
+
+
+def test_mme_is_not_held_to_the_discriminator_collapse_bound():
+    from hf_transfer.trainer import adversarial_weight
+
+    assert adversarial_weight(AlignmentObjective.for_method("mme")) == 0.0
+    assert adversarial_weight(AlignmentObjective.for_method("dann", weight=0.3)) == 0.3

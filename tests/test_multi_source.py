@@ -116,6 +116,7 @@ def test_training_on_two_sources_evaluates_each_and_the_card_lists_them(multi_so
     card = (out / "README.md").read_text()
     assert "| **Source 1** (labelled) |" in card and "| plain squares |" in card and "| dimmed squares |" in card
     assert "Source 2 (dimmed squares) Accuracy (dann)" in card  # the per-source model-index entry
+    assert "adapted from **2 source domains** to a" in card
 
     base_repo, repo = unique_repo("vit-base"), unique_repo("multi-source-dann")
     push_base_model(tmp_path / "vit", base_repo)
