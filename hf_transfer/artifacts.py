@@ -91,6 +91,8 @@ class RunInfo:
     """The λ schedule: ``schedule``, ``gamma``, ``max_lambda``."""
     training: dict[str, Any] = field(default_factory=dict)
     source_domain: dict[str, Any] = field(default_factory=dict)
+    source_domains: list[dict[str, Any]] | None = None
+    """Multi-source runs: every source's description, in domain-id order (``source_domain`` is the first)."""
     target_domain: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
@@ -111,7 +113,10 @@ class RunInfo:
 
     @property
     def domain_head_kind(self) -> str:
-        return "conditional" if self.conditioning else "domain"
+        """``conditional`` (CDAN), a kind the head recorded itself (MME's ``prototype``), else ``domain`` (DANN)."""
+        if self.conditioning:
+            return "conditional"
+        return str((self.discriminator or {}).get("kind", "domain"))
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}

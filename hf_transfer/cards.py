@@ -73,7 +73,10 @@ def method_view(info: Mapping) -> dict[str, Any]:
         "description": card.description,
         "tags": list(card.tags),
         "role": "unlabelled during training" if card.uses_target else "evaluation only",
-        "adversarial": any(get_method(t.method).needs_discriminator for t in objective.terms),
+        "adversarial": any(
+            get_method(t.method).needs_discriminator and get_method(t.method).domain_head.kind != "prototype"
+            for t in objective.terms
+        ),
         "objective_summary": " + ".join(["classification loss", *terms]),
     }
 
@@ -177,6 +180,31 @@ def _metric(metrics: Mapping, split: str, name: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def source_domains(info: Mapping) -> list[dict[str, Any]]:
+    """Every labelled source of the run, in domain-id order (one for a single-source run)."""
+    several = info.get("source_domains")
+    if isinstance(several, list) and several:
+        return [_as_dict(d) for d in several]
+    return [_as_dict(info.get("source_domain"))]
+
+
+def _evaluated_domains(info: Mapping) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(metric split, display name, domain description)`` of every evaluated domain: the source (pooled, with
+    several), each of several sources (``source_1`` ..), the target."""
+    sources = source_domains(info)
+    rows = [("source", "Source" if len(sources) == 1 else "Sources (pooled)", sources[0] if len(sources) == 1 else {})]
+    if len(sources) > 1:
+        rows += [(f"source_{k + 1}", _source_name(k, d, len(sources)), d) for k, d in enumerate(sources)]
+    return [*rows, ("target", "Target", _as_dict(info.get("target_domain")))]
+
+
+def _source_name(k: int, domain: Mapping, count: int) -> str:
+    if count == 1:
+        return "Source"
+    description = domain.get("description")
+    return f"Source {k + 1}" + (f" ({description})" if isinstance(description, str) and description else "")
+
+
 def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
     """model-index entries: accuracy and macro-F1 per domain, for this model and the source-only baseline."""
     from huggingface_hub import EvalResult
@@ -185,13 +213,12 @@ def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
     baseline = _as_dict(_as_dict(info.get("baseline")).get("metrics"))
     method = info.get("method", "dann")
     results = []
-    for split in ("source", "target"):
-        domain = _as_dict(info.get(f"{split}_domain"))
+    for split, shown, domain in _evaluated_domains(info):
         dataset = domain.get("dataset")
         # huggingface_hub groups results by (task, dataset type, config, split, revision), not by name: local data
         # gets a type per domain, or the target's metrics would be filed under the source's entry.
-        dataset_type = dataset if is_hub_id(dataset) else f"local-{split}-data"
-        dataset_name = f"{split.capitalize()} domain: {dataset if is_hub_id(dataset) else LOCAL_DATA}"
+        dataset_type = dataset if is_hub_id(dataset) else f"local-{split.replace('_', '-')}-data"
+        dataset_name = f"{shown} domain: {dataset if is_hub_id(dataset) else LOCAL_DATA}"
         eval_split = domain.get("eval_split")
         common = dict(
             task_type=task,
@@ -209,14 +236,14 @@ def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
             if value is not None:
                 results.append(
                     EvalResult(**common, metric_type=metric_type, metric_value=value, metric_args=args,
-                               metric_name=f"{split.capitalize()} {label} ({method})")
+                               metric_name=f"{shown} {label} ({method})")
                 )
             base_value = _metric(baseline, split, name)
             if base_value is not None:
                 results.append(
                     EvalResult(**common, metric_type=metric_type, metric_value=base_value, metric_args=args,
                                metric_config="source_only_baseline",
-                               metric_name=f"{split.capitalize()} {label} (source-only baseline)")
+                               metric_name=f"{shown} {label} (source-only baseline)")
                 )
     return results
 
@@ -225,13 +252,13 @@ def _result_rows(info: Mapping) -> tuple[list[dict], bool]:
     metrics = _as_dict(info.get("metrics"))
     baseline = _as_dict(_as_dict(info.get("baseline")).get("metrics"))
     rows = []
-    for split in ("source", "target"):
+    for split, shown, _ in _evaluated_domains(info):
         for name, label in (("accuracy", "Accuracy"), ("f1", "Macro-F1")):
             value, base = _metric(metrics, split, name), _metric(baseline, split, name)
             if value is None and base is None:
                 continue
             delta = f"{value - base:+.4f}" if value is not None and base is not None else "—"
-            rows.append({"domain": split.capitalize(), "metric": label, "value": _fmt(value), "baseline": _fmt(base), "delta": delta})
+            rows.append({"domain": shown, "metric": label, "value": _fmt(value), "baseline": _fmt(base), "delta": delta})
     return rows, bool(baseline)
 
 
@@ -251,6 +278,15 @@ def _installed_hf_transfer() -> str:
     from . import __version__
 
     return __version__
+
+
+def _target_role(role: str, training: Mapping) -> str:
+    """The target's role; a few-shot run says how many labels per class it trained on (seeded, stratified)."""
+    shots = training.get("target_labels_per_class")
+    if isinstance(shots, int) and shots > 0:
+        return (f"{shots} labelled example{'s' if shots > 1 else ''} per class, a stratified draw seeded with "
+                f"{training.get('seed')}; the rest unlabelled")
+    return role
 
 
 def build_model_card(
@@ -281,7 +317,8 @@ def build_model_card(
     view = method_view(info)
     method = view["method"]
     source, target = _as_dict(info.get("source_domain")), _as_dict(info.get("target_domain"))
-    datasets = [d for d in (source.get("dataset"), target.get("dataset")) if is_hub_id(d)]
+    sources = source_domains(info)
+    datasets = [d for d in (*(s.get("dataset") for s in sources), target.get("dataset")) if is_hub_id(d)]
     tags = ["domain-adaptation", *view["tags"], "lora", "hf-transfer", modality, "peft"]
     if domain != "generic":
         tags.append(domain)
@@ -298,6 +335,8 @@ def build_model_card(
         model_name=repo_id.split("/")[-1],
         eval_results=build_eval_results(info, task) or None,
         source_domain={k: v for k, v in source.items() if v is not None} or None,
+        **({"source_domains": [{k: v for k, v in d.items() if v is not None} for d in sources]}
+           if len(sources) > 1 else {}),
         target_domain={k: v for k, v in target.items() if v is not None} or None,
     )
     id2label = _as_dict(info.get("id2label"))
@@ -306,7 +345,7 @@ def build_model_card(
     versions, versions_recorded = _versions(info)
     licences = [
         f"{role} data ({_fmt(d.get('dataset'))}): {d.get('license') or 'licence not recorded'}"
-        for role, d in (("Source", source), ("Target", target))
+        for role, d in (*((_source_name(k, s, len(sources)), s) for k, s in enumerate(sources)), ("Target", target))
     ]
     licences.append(f"Base model ({base or 'not on the Hub'}): see its model card")
     from .card_sections import shift_and_selection_view
@@ -323,9 +362,12 @@ def build_model_card(
         method_title=view["title"],
         method_short=view["short"],
         method_description=view["description"],
-        target_role=view["role"],
+        target_role=_target_role(view["role"], _as_dict(info.get("training"))),
         source=_domain_view(source),
+        sources=[{"name": "Source" if len(sources) == 1 else f"Source {k + 1}", **_domain_view(s)}
+                 for k, s in enumerate(sources)],
         target=_domain_view(target),
+        source_phrase="a **source domain**" if len(sources) == 1 else f"**{len(sources)} source domains**",
         labels=labels,
         results=rows,
         has_baseline=has_baseline,
@@ -338,7 +380,8 @@ def build_model_card(
         objective_summary=view["objective_summary"],
         grl_summary=_summary(_as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda"]),
         training_summary=_summary(
-            _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed"]
+            _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed",
+                                             "target_labels_per_class", "num_sources", "pooled_sources"]
         ),
         auto_class=get_modality(modality_of_task(task) or "image").auto_model,
         native_loading=native_adapter_loading(raw.get("model_type"), task),

@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         parents=[common],
         help="Adapt a backbone from a YAML/JSON config.",
-        description="Train LoRA + DANN from CONFIG (sections model/source/target/training). Override any field "
+        description="Train LoRA + DANN from CONFIG (sections model/source/target/training; 'sources:', a list of "
+        "sources, in place of 'source' for multi-source adaptation). Override any field "
         "with --section.field VALUE, e.g. --training.max_steps 100 --source.dataset path/to/folder. "
         "Use --help-fields to list every field.",
     )

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     ]
 
 SECTIONS = ("model", "source", "target", "training", "pretraining")
+SOURCES = "sources"
+"""A list of labelled sources (multi-source adaptation), each with the fields of ``source``, in place of ``source``."""
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -76,12 +78,31 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
         import yaml
 
         config = yaml.safe_load(text) or {}
-    unknown = set(config) - set(SECTIONS)
+    unknown = set(config) - set(SECTIONS) - {SOURCES}
     if unknown:
-        raise ValueError(f"Unknown config section(s) {sorted(unknown)} in {path}; expected {list(SECTIONS)}.")
+        raise ValueError(f"Unknown config section(s) {sorted(unknown)} in {path}; expected {list(SECTIONS)} "
+                         f"(or '{SOURCES}', a list of sources, in place of 'source').")
     sections = {section: expand_env(dict(config.get(section) or {}), section) for section in SECTIONS}
+    if config.get(SOURCES) is not None:
+        sections[SOURCES] = _source_list(config[SOURCES], sections["source"], path)
     _resolve_relative_to_config(sections["model"], "model_name_or_path", path.parent)
     return sections
+
+
+def _source_list(value: Any, single: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The ``sources:`` list: mappings with the fields of ``source`` and a description each, and no ``source``."""
+    if single:
+        raise ValueError(f"{path} has both 'source' and '{SOURCES}': list every source under '{SOURCES}' (one entry "
+                         "per labelled source) and drop 'source'.")
+    if not isinstance(value, list) or not value or not all(isinstance(entry, dict) for entry in value):
+        raise ValueError(f"'{SOURCES}' in {path} must be a non-empty list of mappings with the fields of 'source' "
+                         "(dataset, split, description, ...).")
+    entries = [expand_env(dict(entry), f"{SOURCES}[{k}]") for k, entry in enumerate(value)]
+    missing = [k for k, entry in enumerate(entries) if not entry.get("description")]
+    if len(entries) > 1 and missing:
+        raise ValueError(f"{SOURCES}[{missing[0]}] in {path} has no description: give every source one (e.g. "
+                         "'speaker jackson'); the model card and the per-source results are named by it.")
+    return entries
 
 
 def _resolve_relative_to_config(section: dict[str, Any], key: str, config_dir: Path) -> None:
@@ -214,6 +235,9 @@ def parse_train_arguments(config_path: str | None, overrides: list[str]) -> Trai
         extra[section] += [f"--{name}", *values] if values else [f"--{name}"]
     parsed = []
     for section, cls in classes.items():
+        if section == "source" and SOURCES in config:
+            parsed.append(_parse_sources(config[SOURCES], extra["source"], nulls["source"], named["source"], classes))
+            continue
         _check_field_names(section, named[section], classes)
         fields = _fields(cls)
         for name in list(nulls[section]):
@@ -232,6 +256,27 @@ def parse_train_arguments(config_path: str | None, overrides: list[str]) -> Trai
             args = dataclasses.replace(args, **reset)
         parsed.append(args)
     return tuple(parsed)
+
+
+def _parse_sources(entries: list[dict[str, Any]], extra: list[str], nulls: set[str], overrides: dict[str, str],
+                   classes: dict[str, type]) -> Any:
+    """Each ``sources:`` entry as ``SourceDataArguments``; a ``--source.field`` override applies to every entry.
+
+    One entry is one source (returned as it is); several are returned as a list, in domain-id order.
+    """
+    from transformers import HfArgumentParser
+
+    cls = classes["source"]
+    parsed = []
+    for k, entry in enumerate(entries):
+        _check_field_names("source", {**{name: f"in {SOURCES}[{k}]" for name in entry}, **overrides}, classes)
+        values = {name: value for name, value in entry.items() if value is not None and name not in nulls}
+        parser = HfArgumentParser(cls)
+        parser.error = _raise_parse_error(f"{SOURCES}[{k}]")  # type: ignore[method-assign]
+        (args,) = parser.parse_args_into_dataclasses(args=_to_argv(values) + extra, look_for_args_file=False)
+        reset = {n.replace("-", "_"): None for n in nulls if getattr(args, n.replace("-", "_")) is not None}
+        parsed.append(dataclasses.replace(args, **reset) if reset else args)
+    return parsed[0] if len(parsed) == 1 else parsed
 
 
 # Help of fields whose meaning `hf-transfer train` sets itself (transformers' own help says something else).

@@ -181,6 +181,7 @@ class DomainAdaptationModel(nn.Module):
         discriminator_dropout: float = 0.1,
         base_model_name_or_path: str | None = None,
         seed: int | None = None,
+        num_domains: int = 2,
     ) -> DomainAdaptationModel:
         """Wrap ``backbone`` with LoRA and a fresh domain head for ``objective``.
 
@@ -191,6 +192,8 @@ class DomainAdaptationModel(nn.Module):
         a comma-separated string or a list of module names. ``seed`` (e.g. ``args.seed``) seeds every
         random number generator before LoRA's A matrices and the discriminator are drawn, so two runs with the
         same seed start from the same weights (the Trainer seeds only later, when it is built).
+        ``num_domains`` (number of sources + 1) above 2 gives DANN's discriminator one output per domain
+        (multi-source adaptation).
         """
         if seed is not None:
             from transformers import set_seed
@@ -219,6 +222,16 @@ class DomainAdaptationModel(nn.Module):
             peft_model.peft_config["default"].base_model_name_or_path = base_name
         head_term = objective.domain_head_term
         spec = domain_head_spec(objective.domain_head_kind or "domain")
+        several = {}
+        if num_domains > 2:
+            if spec.kind == "conditional":
+                raise ValueError(
+                    f"method {objective.method!r} conditions a binary discriminator and does not take several sources; "
+                    "use method 'dann' (a discriminator over every domain), 'mmd' or 'mcc', or pool the sources "
+                    "(training.pool_sources: true)."
+                )
+            if spec.kind == "domain":
+                several = {"num_domains": num_domains}
         domain_head = spec.build(
             feature_dim,
             backbone.config.num_labels,
@@ -226,6 +239,7 @@ class DomainAdaptationModel(nn.Module):
             num_layers=discriminator_num_layers,
             dropout=discriminator_dropout,
             settings=head_term.settings if head_term is not None else None,
+            **several,
         )
         modality = infer_modality(backbone)
         run_info = RunInfo(
@@ -351,6 +365,7 @@ class DomainAdaptationModel(nn.Module):
         self,
         labels: torch.Tensor | None = None,
         domain_labels: torch.Tensor | None = None,
+        domain_ids: torch.Tensor | None = None,
         *,
         objective: AlignmentObjective | None = None,
         grl_lambda: float = 1.0,
@@ -358,7 +373,8 @@ class DomainAdaptationModel(nn.Module):
     ) -> DomainAdaptationOutput:
         """One forward pass over a (possibly concatenated source + target) batch.
 
-        ``labels`` use ``-100`` for unlabelled examples; ``domain_labels`` are 0 (source) / 1 (target).
+        ``labels`` use ``-100`` for unlabelled examples; ``domain_labels`` are 0 (source) / 1 (target);
+        ``domain_ids`` (several sources) are ``k`` for source ``k`` and ``K`` for the target.
         ``loss = classification_loss + objective(features, logits, ...; grl_lambda)`` when ``domain_labels``
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
         reversed gradient.
@@ -379,7 +395,8 @@ class DomainAdaptationModel(nn.Module):
         if domain_labels is not None:
             if features is None:
                 raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
-            batch = AlignmentBatch(features=features.float(), logits=logits, labels=labels, domain_labels=domain_labels)
+            batch = AlignmentBatch(features=features.float(), logits=logits, labels=labels, domain_labels=domain_labels,
+                                   domain_ids=domain_ids)
             alignment = (objective or self.objective)(batch, domain_head=self.domain_loss, grl_lambda=grl_lambda)
             output.alignment_loss = alignment.loss
             output.alignment_logs = alignment.logs

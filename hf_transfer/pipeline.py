@@ -181,9 +181,53 @@ def _load_split(args: DomainDataArguments, split: str | None, seed: int):
     return load_domain(args, split=split, seed=seed) if split else None
 
 
+def _training_split(args: DomainDataArguments, seed: int):
+    """A domain's training split; ``examples_per_class`` keeps K per class (the few-shot draw, same seed)."""
+    from .data.few_shot import stratified_indices
+
+    dataset = load_domain(args, seed=seed)
+    if args.examples_per_class:
+        keep = stratified_indices(dataset.with_format(None)["label"], args.examples_per_class, seed=seed,
+                                  name=f"{args.dataset!r} (examples_per_class)")
+        dataset = dataset.select(keep)
+    return dataset
+
+
+def source_list(source_args: DomainDataArguments | list[DomainDataArguments]) -> list[DomainDataArguments]:
+    """The labelled sources of a run: one ``source`` section, or the ``sources:`` list."""
+    return list(source_args) if isinstance(source_args, (list, tuple)) else [source_args]
+
+
+def source_split_names(count: int) -> list[str]:
+    """Evaluation names of the sources: ``source`` alone, else ``source_1`` .. ``source_K`` (domain ids 0..K-1)."""
+    return ["source"] if count == 1 else [f"source_{k + 1}" for k in range(count)]
+
+
+def _align_sources(sources: list, source_args: list[DomainDataArguments]) -> list:
+    """Sources 2..K in source 1's label ids, by name; a class missing from (or extra in) one source is an error."""
+    aligned = [sources[0]]
+    for k, other in enumerate(sources[1:], start=2):
+        try:
+            _, other, _ = align_labels(sources[0], other)
+        except ValueError as error:
+            raise ValueError(
+                f"sources[{k - 1}] ({source_args[k - 1].description or source_args[k - 1].dataset}) does not have "
+                f"the classes of sources[0]: {error} Every source must hold every class, named alike."
+            ) from None
+        aligned.append(other)
+    return aligned
+
+
+def _pool(datasets_: list):
+    """Several aligned domains as one dataset (the pooled-sources baseline, the pooled source evaluation)."""
+    import datasets
+
+    return datasets_[0] if len(datasets_) == 1 else datasets.concatenate_datasets(datasets_)
+
+
 def run_training(
     model_args: ModelArguments,
-    source_args: DomainDataArguments,
+    source_args: DomainDataArguments | list[DomainDataArguments],
     target_args: DomainDataArguments,
     training_args: DomainAdaptationArguments,
     pretraining_args: SourcePretrainingArguments | None = None,
@@ -197,6 +241,11 @@ def run_training(
 
     With ``pretraining_args.epochs > 0`` the backbone is first fully fine-tuned on the source
     (:func:`~hf_transfer.pretraining.pretrain_on_source`), saved under ``output_dir`` and adapted from there.
+
+    ``source_args`` may list several sources (a config's ``sources:``): their labels are aligned by name, every
+    batch holds one example of each (:class:`~hf_transfer.data.pairing.MultiSource`), DANN's discriminator tells
+    the K sources and the target apart, and each source is evaluated on its own (``eval_source_<k>_*``) and pooled
+    (``eval_source_*``). ``training_args.pool_sources`` pools them into one source instead (the baseline).
     """
     from transformers import set_seed
 
@@ -205,6 +254,7 @@ def run_training(
     from .checkpoints import resolve_resume
     from .distributed import check_launch
     from .modeling import DomainAdaptationModel
+    from .data.pairing import MultiSource
     from .progress import readable_progress
     from .progress import stage as announce
     from .trainer import DomainAdaptationTrainer
@@ -214,30 +264,46 @@ def run_training(
     training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
-    source = load_domain(source_args, seed=seed)
-    target = load_domain(target_args, seed=seed)
-    modality = infer_modality(source)
-    if infer_modality(target) != modality:
-        raise ValueError(
-            f"The source domain is {modality} but the target domain is {infer_modality(target)}: both domains must "
-            "hold the same kind of input."
-        )
+    all_source_args = source_list(source_args)
+    sources = [_training_split(args, seed) for args in all_source_args]
+    target = _training_split(target_args, seed)
+    modality = infer_modality(sources[0])
+    for name, dataset in (*((f"source {k + 1}", d) for k, d in enumerate(sources[1:], start=1)), ("target", target)):
+        if infer_modality(dataset) != modality:
+            raise ValueError(
+                f"The source domain is {modality} but the {name} domain is {infer_modality(dataset)}: every domain "
+                "must hold the same kind of input."
+            )
+    sources = _align_sources(sources, all_source_args)
     mapping = parse_label_mapping(model_args.label_mapping) if model_args.label_mapping else None
     source, target, names = align_labels(
-        source, target, label_mapping=mapping, allow_extra_target_labels=model_args.allow_extra_target_labels,
+        sources[0], target, label_mapping=mapping, allow_extra_target_labels=model_args.allow_extra_target_labels,
         allow_missing_target_labels=model_args.allow_missing_target_labels,
     )
+    several = len(sources) > 1
+    if several:
+        source = _pool(sources)  # what the pretraining stage, the probe and the pooled baseline train on
+    elif training_args.pool_sources:
+        logger.warning("training.pool_sources is set but the config has one source: nothing to pool.")
     evals = {}
-    for domain, args in (("source", source_args), ("target", target_args)):
+    source_names = source_split_names(len(sources))
+    for domain, args in (*zip(source_names, all_source_args), ("target", target_args)):
         split = _load_split(args, args.eval_split, seed)
         if split is not None:
             # Label ids follow the training source's classes; an eval split may lack a class (it is only scored on
             # what it has) and, with allow_extra_target_labels, hold extra ones (unlabelled, left out of metrics).
             _, split, _ = align_labels(
-                source, split, label_mapping=mapping if domain == "target" else None,
+                sources[0], split, label_mapping=mapping if domain == "target" else None,
                 allow_extra_target_labels=model_args.allow_extra_target_labels, allow_missing_target_labels=True,
             )
             evals[domain] = split
+    if several and all(name in evals for name in source_names):
+        try:
+            evals["source"] = _pool([evals[name] for name in source_names])  # the sources together
+        except ValueError as error:  # e.g. differently typed input columns: each source is still scored
+            logger.warning("The sources' evaluation splits cannot be pooled (%s); each is evaluated alone.", error)
+    order = dict.fromkeys(["source", *source_names, "target"])  # the pooled sources, each source, the target
+    evals = {name: evals[name] for name in order if name in evals}
 
     backbone = load_backbone(
         model_args.model_name_or_path,
@@ -249,15 +315,19 @@ def run_training(
         image_size=model_args.image_size,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
-    transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args)
+    per_source = [domain_transforms(backbone.processor, modality, model_args, args, target_args)
+                  for args in all_source_args]
+    transforms = per_source[0]
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
+    if several:
+        datasets.update({f"train_{name}": d for name, d in zip(source_names, sources)})
     ready = {}
     for name, dataset in datasets.items():
         if modality != "text":
             dataset, report = scan_domain(dataset, modality, skip_bad_examples=model_args.skip_bad_examples)
             if report.num_bad:
                 logger.warning("%s: %s", name, report.summary())
-        ready[name] = dataset.with_transform(transforms[name])
+        ready[name] = dataset.with_transform(_transform_of(name, transforms, per_source, source_names))
     if modality != "text" and training_args.dataloader_num_workers == 0:
         # Decode images/audio in worker processes while the main process trains (Trainer default is 0).
         training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
@@ -291,18 +361,26 @@ def run_training(
         base_model_name_or_path=base_model_name_or_path,
         objective=AlignmentObjective.from_arguments(training_args),
         seed=seed,
+        num_domains=len(sources) + 1 if several and not training_args.pool_sources else 2,
     )
-    model.run_info.source_domain = _domain_description(source_args)
+    model.run_info.source_domain = _domain_description(all_source_args[0])
+    if several:
+        model.run_info.source_domains = [_domain_description(args) for args in all_source_args]
     model.run_info.target_domain = _domain_description(target_args)
+    train_source = ready["source"]
+    if several and not training_args.pool_sources:
+        train_source = MultiSource([ready[f"train_{name}"] for name in source_names])
     trainer = DomainAdaptationTrainer(
         model=model,
         args=training_args,
-        source_dataset=ready["source"],
+        source_dataset=train_source,
         target_dataset=ready["target"],
         eval_datasets={k[len("eval_"):]: v for k, v in ready.items() if k.startswith("eval_")} or None,
         processing_class=backbone.processor,
         callbacks=callbacks,
     )
+    if several:
+        model.run_info.training.update(num_sources=len(sources), pooled_sources=bool(training_args.pool_sources))
     readable_progress(trainer, "adaptation")
     resume = training_args.resume_from_checkpoint
     resuming = f", resuming from {resume}" if resume else ""
@@ -310,8 +388,8 @@ def run_training(
     trainer.train(resume_from_checkpoint=resume)
     metrics = {}
     if trainer.eval_dataset:
-        splits = [f"{name} {args.eval_split!r}" for name, args in (("source", source_args), ("target", target_args))
-                  if name in evals]
+        splits = [f"{name} {args.eval_split!r}" for name, args in (*zip(source_names, all_source_args),
+                                                                     ("target", target_args)) if name in evals]
         announce(2 + pretrain, stages, f"evaluation on {' and '.join(splits)}")
         metrics = trainer.evaluate()
     from .diagnostics.report import shift_report
@@ -321,6 +399,15 @@ def run_training(
     trainer.save_model(training_args.output_dir)  # written by the main process only
     trainer.accelerator.wait_for_everyone()
     return metrics
+
+
+def _transform_of(name: str, transforms: dict[str, Any], per_source: list[dict[str, Any]], source_names: list[str]):
+    """The transform of a dataset of the run: source ``k``'s own (its ``center_crop``) for its splits, else the first's."""
+    role = name.removeprefix("train_").removeprefix("eval_")
+    if role in source_names and len(source_names) > 1:
+        own = per_source[source_names.index(role)]
+        return own["eval_source"] if name.startswith("eval_") else own["source"]
+    return transforms[name]
 
 
 def _pretrain_backbone(backbone, ready: dict[str, Any], pretraining_args: SourcePretrainingArguments, training_args):

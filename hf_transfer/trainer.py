@@ -34,7 +34,8 @@ from .alignment.schedules import grl_lambda
 from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARGS_NAME, portable_training_args
 from .data.collator import DomainBatchCollator
 from .data.labels import label_names
-from .data.pairing import SourceTargetDataset, has_labels
+from .data.few_shot import dataset_labels, stratified_indices
+from .data.pairing import MultiSource, SourceTargetDataset, has_labels
 from .distributed import check_launch
 from .metrics import ClassificationMetrics
 from .modeling import DomainAdaptationModel
@@ -74,8 +75,15 @@ def collapse_bound(num_labels: int, source_loss: float = COLLAPSE_SOURCE_LOSS) -
 
 
 def adversarial_weight(objective: AlignmentObjective) -> float:
-    """The summed weight of the objective's terms that train a discriminator behind the gradient reversal."""
-    return sum(term.weight for term in objective.terms if get_method(term.method).needs_discriminator)
+    """The summed weight of the objective's terms that train a domain discriminator behind the gradient reversal.
+
+    MME's prototype head sits behind a reversal too, but plays the target entropy, not the domain: no collapse bound.
+    """
+    return sum(term.weight for term in objective.terms if is_domain_adversarial(get_method(term.method)))
+
+
+def is_domain_adversarial(method: Any) -> bool:
+    return method.domain_head is not None and method.domain_head.kind in ("domain", "conditional")
 
 
 def _warn_if_collapse_pays(num_labels: int, objective: AlignmentObjective, args: DomainAdaptationArguments) -> None:
@@ -87,6 +95,24 @@ def _warn_if_collapse_pays(num_labels: int, objective: AlignmentObjective, args:
             "backbone can satisfy the adversary by mapping every input to one class (source accuracy falls to chance). "
             "Use a domain_loss_weight below %.2g (e.g. 0.1-0.3), or method 'mcc'.",
             strength, bound, num_labels, bound,
+        )
+
+
+def _check_domain_count(model: DomainAdaptationModel, pairs: Any, objective: AlignmentObjective) -> None:
+    """A multi-class discriminator needs batches of that many domains, and DANN over K sources needs one."""
+    if not isinstance(pairs, SourceTargetDataset):
+        return
+    heads = getattr(model.domain_loss.discriminator, "num_domains", 2) if model.domain_head_kind == "domain" else 2
+    domains = pairs.num_sources + 1
+    if heads > 2 and heads != domains:
+        raise ValueError(
+            f"The model's discriminator tells {heads} domains apart but the training data has {domains} "
+            f"({pairs.num_sources} source(s) + the target); build the model with num_domains={domains}."
+        )
+    if domains > 2 and objective.domain_head_kind == "domain" and heads != domains:
+        raise ValueError(
+            f"{pairs.num_sources} sources + the target need a discriminator over {domains} domains; build the model "
+            f"with DomainAdaptationModel.from_backbone(..., num_domains={domains}), or pool the sources into one."
         )
 
 
@@ -153,6 +179,7 @@ class DomainAdaptationTrainer(Trainer):
                 f"{model.domain_head_kind!r} one; build the model for these arguments with "
                 "DomainAdaptationModel.from_backbone(backbone, objective=AlignmentObjective.from_arguments(args))."
             )
+        _check_domain_count(model, train_dataset, self.objective)
         _warn_if_collapse_pays(model.config.num_labels, self.objective, args)
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
@@ -183,11 +210,20 @@ class DomainAdaptationTrainer(Trainer):
 
     @staticmethod
     def _pair_domains(model, args, source, target) -> SourceTargetDataset:
-        if source is None or len(source) == 0:
+        if source is None or len(source) == 0 or (isinstance(source, MultiSource) and any(len(s) == 0 for s in source)):
             raise ValueError("The source dataset is empty (or missing): pass labelled source examples.")
         if target is None or len(target) == 0:
             raise ValueError("The target dataset is empty (or missing): pass at least one target example.")
-        source_names, target_names = label_names(source), label_names(target)
+        sources = list(source) if isinstance(source, MultiSource) else [source]
+        if isinstance(source, MultiSource) and len(sources) < 2:
+            raise ValueError("MultiSource needs at least two sources; pass one source dataset as it is.")
+        for other in sources[1:]:
+            if label_names(other) != label_names(sources[0]):
+                raise ValueError(
+                    f"Label sets differ between sources: {label_names(sources[0])} vs {label_names(other)}. Align them "
+                    "by name first (hf_transfer.data.align_labels)."
+                )
+        source_names, target_names = label_names(sources[0]), label_names(target)
         if source_names and target_names and source_names != target_names:
             raise ValueError(
                 f"Label sets differ between domains: source {source_names} vs target {target_names}. "
@@ -199,14 +235,19 @@ class DomainAdaptationTrainer(Trainer):
                 f"The source has {len(source_names)} classes {source_names} but the model's head has "
                 f"{len(model_labels)}; load the backbone with label_names=<the source classes>."
             )
-        if has_labels(target) and args.num_target_labels == 0:
+        shots = None
+        if args.target_labels_per_class:
+            shots = stratified_indices(dataset_labels(target), args.target_labels_per_class, seed=args.seed,
+                                       name="The target (train split)")
+        elif has_labels(target) and args.num_target_labels == 0:
             logger.warning(
                 "The target dataset has labels but method=%s is unsupervised: they are dropped and never trained on "
-                "(set num_target_labels to use some).",
+                "(set target_labels_per_class to use K per class).",
                 args.method,
             )
         return SourceTargetDataset(
-            source, target, target_ratio=args.target_ratio, num_target_labels=args.num_target_labels, seed=args.seed
+            source, target, target_ratio=args.target_ratio, num_target_labels=args.num_target_labels, seed=args.seed,
+            labelled_target_indices=shots,
         )
 
     def _record_run_info(self, model: DomainAdaptationModel) -> None:
@@ -225,6 +266,12 @@ class DomainAdaptationTrainer(Trainer):
                 "num_target_labels": args.num_target_labels,
                 "seed": args.seed,
         }
+        pairs = self.train_dataset
+        if isinstance(pairs, SourceTargetDataset) and pairs.few_shot:
+            info.training["target_labels_per_class"] = args.target_labels_per_class
+            info.training["labelled_target_indices"] = sorted(pairs.few_shot)
+        if isinstance(pairs, SourceTargetDataset) and pairs.multi_source:
+            info.training["num_sources"] = pairs.num_sources
 
     # -- optimisation ---------------------------------------------------------------------------
 

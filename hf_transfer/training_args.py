@@ -61,6 +61,21 @@ class DomainAdaptationArguments(TrainingArguments):
             "target labels are dropped before training."
         },
     )
+    target_labels_per_class: int = field(
+        default=0,
+        metadata={
+            "help": "Few-shot target: keep the labels of K target examples per class (a stratified draw seeded by "
+            "seed, recorded in the run info and the card); every batch holds one of them per source example and "
+            "the rest of the target stays unlabelled. 0 = off. Pairs with method 'mme' or 'dann'."
+        },
+    )
+    pool_sources: bool = field(
+        default=False,
+        metadata={
+            "help": "With several sources (a 'sources:' list): pool them into one source (the simple data-fusion "
+            "baseline, a binary discriminator) instead of balancing batches across them."
+        },
+    )
     domain_loss_weight: float = field(default=1.0, metadata={"help": "Trade-off weight of the domain loss."})
     domain_loss_class_weighting: bool = field(
         default=False,
@@ -186,6 +201,11 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"discriminator_lr_multiplier must be > 0, got {self.discriminator_lr_multiplier}.")
         if self.num_target_labels < 0:
             raise ValueError(f"num_target_labels must be >= 0, got {self.num_target_labels}.")
+        if self.target_labels_per_class < 0 or (self.target_labels_per_class and self.num_target_labels):
+            raise ValueError(
+                "target_labels_per_class must be >= 0 and cannot be combined with num_target_labels (a random draw); "
+                f"got {self.target_labels_per_class} and {self.num_target_labels}: keep one of them."
+            )
         if self.hub_card_domain not in DOMAINS:
             raise ValueError(f"hub_card_domain must be one of {DOMAINS}, got {self.hub_card_domain!r}.")
         if self.label_names is None:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from hf_transfer.data.collator import DomainBatchCollator
@@ -90,3 +91,38 @@ def test_a_batch_is_fetched_with_one_transform_call_per_domain_and_equals_item_b
     assert [t["pixel_values"][0].item() - 100 for t in batch[1]["target"]] == [
         pairs._target_order[j % 9] for j in (1 * 6 * 2 + 0, 1 * 6 * 2 + 1)
     ]  # item 0 of epoch 1 takes target positions e·n_s·r + i·r + k of the permutation
+
+
+def test_several_sources_are_balanced_in_every_batch_and_labelled_by_domain():
+    from hf_transfer.data.pairing import MultiSource
+
+    sources = MultiSource([make_domain(6, seed=1), make_domain(3, seed=2), make_domain(4, seed=3)])
+    target = make_domain(5, shift=2.0, seed=4, labelled=False)
+    pairs = SourceTargetDataset(sources, target, target_ratio=2, seed=0)
+    assert len(pairs) == 6 and pairs.num_sources == 3  # one epoch = one pass over the largest source
+    collator = DomainBatchCollator()
+    seen = {k: [] for k in range(3)}
+    for epoch in range(2):
+        pairs.set_epoch(epoch)
+        for batch in _batches(pairs, 2, collator):
+            # 2 items × (3 sources + 2 targets): source k rows, then the target rows
+            assert batch["domain_ids"].tolist() == [0, 1, 2, 0, 1, 2, 3, 3, 3, 3]
+            assert batch["domain_labels"].tolist() == [0] * 6 + [1] * 4
+            assert (batch["labels"][6:] == -100).all()
+    for epoch in range(2):
+        pairs.set_epoch(epoch)
+        for i in range(len(pairs)):
+            for k in range(3):
+                seen[k].append(pairs.source_index(k, i))
+    assert seen[0] == list(range(6)) * 2  # the largest source is read in order
+    for k, n in ((1, 3), (2, 4)):  # smaller sources cycle through all their examples
+        assert set(seen[k]) == set(range(n)) and len(seen[k]) == 12
+    single = DomainBatchCollator()(SourceTargetDataset(make_domain(4), target).__getitems__([0, 1]))
+    assert "domain_ids" not in single  # one source: the binary batch of before
+
+
+def test_an_empty_source_among_several_is_refused():
+    from hf_transfer.data.pairing import MultiSource
+
+    with pytest.raises(ValueError, match="source dataset is empty"):
+        SourceTargetDataset(MultiSource([make_domain(2), []]), make_domain(2))

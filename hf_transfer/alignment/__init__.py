@@ -9,6 +9,7 @@ from .dann import DomainAdversarialLoss, DomainDiscriminator, DomainLossOutput
 from .grl import GradientReversalLayer, GradientReverseFunction
 from .label_shift import class_importance_weights
 from .mcc import MinimumClassConfusionLoss
+from .mme import MinimaxEntropyHead, PrototypeClassifier
 from .objective import AlignmentObjective, ObjectiveTerm
 from .registry import AlignmentMethod, available_methods, get_method, register_method
 from .schedules import GRL_SCHEDULES, grl_lambda
@@ -23,9 +24,11 @@ __all__ = [
     "GRL_SCHEDULES",
     "GradientReversalLayer",
     "GradientReverseFunction",
+    "MinimaxEntropyHead",
     "MinimumClassConfusionLoss",
     "MultilinearMap",
     "ObjectiveTerm",
+    "PrototypeClassifier",
     "RandomizedMultilinearMap",
     "available_methods",
     "class_importance_weights",

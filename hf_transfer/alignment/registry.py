@@ -42,6 +42,8 @@ class AlignmentBatch:
     """``(B,)`` class ids, ``-100`` for unlabelled rows."""
     domain_labels: torch.Tensor
     """``(B,)`` 0 = source, 1 = target."""
+    domain_ids: torch.Tensor | None = None
+    """``(B,)`` with several sources: ``k`` for source ``k``, ``K`` for the target (``None`` with one source)."""
 
 
 @dataclass

@@ -12,7 +12,8 @@ Typical use::
 """
 
 from .collator import DomainBatchCollator
-from .pairing import IGNORE_INDEX, SourceTargetDataset
+from .pairing import IGNORE_INDEX, MultiSource, SourceTargetDataset
+from .few_shot import stratified_indices
 from .augmentation import AUGMENTATIONS, ImageAugmentation, build_image_augmentation
 from .audio_augmentation import AUDIO_AUGMENTATIONS, AudioAugmentation, build_audio_augmentation
 from .audio import AUDIO_EXTENSIONS, AudioDecodeError, load_audio, read_audio, resample, to_mono
@@ -44,6 +45,8 @@ __all__ = [
     "IGNORE_INDEX",
     "DomainBatchCollator",
     "SourceTargetDataset",
+    "MultiSource",
+    "stratified_indices",
     "AUDIO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "AudioDecodeError",

@@ -107,6 +107,15 @@ class DomainDataArguments:
     cache_dir: str | None = field(
         default=None, metadata={"help": "datasets cache directory (default: HF_DATASETS_CACHE)."}
     )
+    examples_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on only K examples per class of this domain's training split (stratified, seeded with "
+            "training.seed; evaluation splits are kept whole). With the target's data as the source and method "
+            "'source_only' it is the fine-tune-on-K-labels baseline: the same rows training.target_labels_per_class "
+            "draws from that split with the same seed."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.center_crop is not None:
@@ -121,6 +130,8 @@ class DomainDataArguments:
             self.filter_values = [self.filter_values]
         if self.filter_values is not None:
             self.filter_values = [filter_key(v) for v in self.filter_values]
+        if self.examples_per_class is not None and self.examples_per_class < 1:
+            raise ValueError(f"examples_per_class must be >= 1 (or unset for every example), got {self.examples_per_class}.")
         if (self.filter_column is None) != (not self.filter_values):
             raise ValueError(
                 f"filter_column ({self.filter_column!r}) and filter_values ({self.filter_values!r}) go together: set "

@@ -70,6 +70,7 @@ def collect_outputs(
         for batch in loader:
             batch_labels = batch.pop("labels", None)
             batch.pop("domain_labels", None)
+            batch.pop("domain_ids", None)
             inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             captured.clear()
             out = model(**inputs)

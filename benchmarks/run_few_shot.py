@@ -1,0 +1,157 @@
+"""Few-shot targets on real data: MME and DANN + K labels vs fine-tuning on the K labels alone.
+
+    python benchmarks/run_few_shot.py speech --data-root ../shared/data --shots 1 5 10 --seeds 0 1 2
+    python benchmarks/run_few_shot.py finance --data-root ../shared/data --shots 5
+
+For each seed and each K, the recipe's ``local.yaml`` (data prepared as by ``benchmarks/run_recipe.py``) runs:
+
+* ``mme_k<K>``: MME (Saito et al. 2019) with ``training.target_labels_per_class: K`` (the stratified draw, seeded
+  with the run's seed), the rest of the target unlabelled;
+* ``dann_k<K>``: DANN with the same K labels per class;
+* ``source_only_k<K>``: the source plus the same K labels, no alignment term (the "S+T" baseline of the MME paper);
+* ``finetune_k<K>``: **fine-tuning on the K labels alone**, what a user would otherwise do: method
+  ``source_only`` with the target's training split as the only labelled data, ``source.examples_per_class: K``
+  (the same rows the other runs label, by construction of the draw), starting from the same backbone.
+
+A recipe with a source-pretraining stage pretrains once per seed (in the seed's first run, which uses the real
+source) and every run of that seed adapts that backbone, ``finetune_k`` included (so it fine-tunes the backbone
+the others adapt, rather than a random one). The model reported is the last step's (no target labels for
+selection); the labelled shots come from the target's *training* split, scores from its test split.
+
+Writes ``<out>/<recipe>_few_shot.json`` and ``.md`` (mean ± std over seeds, and each method − ``finetune_k`` at the
+same K); any ``--section.field value`` argument is passed to every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ("digits", "speech", "finance", "medical")
+METHODS = ("mme", "dann", "source_only", "finetune")
+BASELINE = "finetune"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_name(method: str, shots: int) -> str:
+    return f"{method}_k{shots}"
+
+
+def few_shot_overrides(method: str, shots: int, target, source=None) -> list[str]:
+    """CLI overrides that turn the recipe into ``method`` with ``shots`` labels per class of the target.
+
+    ``finetune`` trains on the target's K-shot subset alone (the target-oracle overrides of ``run_recipe.py`` plus
+    ``source.examples_per_class``); the others keep the recipe's source and label K target examples per class.
+    """
+    if method == BASELINE:
+        oracle = _load("run_recipe").method_overrides("target_oracle", target, source)
+        return [*oracle, "--source.examples_per_class", str(shots)]
+    if method not in METHODS:
+        raise ValueError(f"Unknown few-shot method {method!r}; choose from {', '.join(METHODS)}.")
+    return ["--training.method", method, "--training.mcc_loss_weight", "0",
+            "--training.target_labels_per_class", str(shots)]
+
+
+def ordered(methods: list[str]) -> list[str]:
+    """The fine-tune-on-K baseline last: a seed's source pretraining must run on the real source first."""
+    return sorted(methods, key=lambda m: m == BASELINE)
+
+
+def gain_lines(table: dict[str, dict[str, Any]], shots: list[int], methods: list[str]) -> list[str]:
+    lines = []
+    for k in shots:
+        base = run_name(BASELINE, k)
+        for method in methods:
+            name = run_name(method, k)
+            if method == BASELINE or name not in table or base not in table:
+                continue
+            parts = [f"{label} {100 * (table[name][key][0] - table[base][key][0]):+.1f}"
+                     for key, label in (("target_accuracy", "accuracy"), ("target_f1", "macro-F1"),
+                                        ("target_balanced_accuracy", "balanced accuracy"))
+                     if key in table[name] and key in table[base]]
+            lines += ["", f"K = {k}: {name} − {base} on the target (points): {', '.join(parts)}."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", choices=RECIPES)
+    parser.add_argument("--data-root", required=True, help="The shared raw data folder (e.g. ../shared/data).")
+    parser.add_argument("--work-dir", default="outputs/benchmarks", help="Prepared data and run outputs go here.")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="Where the JSON/Markdown go.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10], help="K labelled target examples per class.")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
+    ns, extra = parser.parse_known_args(argv)
+
+    runner = _load("run_recipe")
+    commit = runner._commit()
+    work = Path(ns.work_dir).resolve()
+    data = work / "data"
+    runner._prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
+    os.environ["HF_TRANSFER_DATA"] = str(data)
+    if runner._minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
+        os.environ["HF_TRANSFER_MINILM"] = runner._minilm_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from hf_transfer.config import parse_train_arguments
+    from hf_transfer.pipeline import run_training
+    import time
+
+    config = str(ROOT / "recipes" / ns.recipe / "local.yaml")
+    base = parse_train_arguments(config, extra)
+    methods = ordered(ns.methods)
+    runs = []
+    for seed in ns.seeds:
+        backbone = runner._existing_backbone(work / f"{ns.recipe}_few_shot", seed)
+        for shots in ns.shots:
+            for method in methods:
+                name = run_name(method, shots)
+                overrides = [*extra, *few_shot_overrides(method, shots, base[2], base[1]), "--training.seed", str(seed),
+                             "--training.output_dir", str(work / f"{ns.recipe}_few_shot" / f"seed{seed}" / name)]
+                if backbone is not None:
+                    overrides += ["--model.model_name_or_path", backbone, "--model.random_init", "false",
+                                  "--pretraining.epochs", "0"]
+                elif method == BASELINE and base[4].epochs > 0:
+                    raise SystemExit(f"{name} needs the seed's source-pretrained backbone: run another method first.")
+                args = parse_train_arguments(config, overrides)
+                start = time.perf_counter()
+                metrics = run_training(*args)
+                if args[4].epochs > 0:
+                    backbone = str(Path(args[3].output_dir) / args[4].output_subdir)
+                result = {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                          "seconds": round(time.perf_counter() - start, 1), "shots": shots}
+                runs.append({"method": name, "seed": seed, **result})
+                print(f"[{ns.recipe} few-shot] seed {seed} {name}: target acc "
+                      f"{result['metrics'].get('eval_target_accuracy', float('nan')):.4f} ({result['seconds']} s)",
+                      flush=True)
+    names = [run_name(m, k) for k in ns.shots for m in methods]
+    table = runner.summarise(runs, names)
+    text = runner.markdown(f"{ns.recipe} few-shot", table, commit, ns.seeds).rstrip("\n")
+    text = "\n".join([text, *gain_lines(table, ns.shots, methods)]) + "\n"
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "shots": ns.shots, "overrides": extra,
+               "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}
+    (out / f"{ns.recipe}_few_shot.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (out / f"{ns.recipe}_few_shot.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""benchmarks/run_multi_source.py and run_few_shot.py: the runs they build (the real runs are the lead's)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_transfer.data import DomainDataArguments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return _load("run_multi_source")
+
+
+@pytest.fixture(scope="module")
+def few():
+    return _load("run_few_shot")
+
+
+def test_multi_source_runs_are_each_source_alone_pooled_and_balanced(multi):
+    domains = {name: {"dataset": f"/d/{name}", "eval_split": "test", "description": name} for name in ("a", "b", "c")}
+    domains["target"] = {"dataset": "/d/t", "eval_split": "test"}
+    configs = multi.run_configs("speech", domains)
+    assert list(configs) == ["single_a", "single_b", "single_c", "pooled", "multi"]
+    assert configs["single_b"]["source"]["dataset"] == "/d/b" and "sources" not in configs["single_b"]
+    for run, pooled in (("pooled", True), ("multi", False)):
+        assert [s["dataset"] for s in configs[run]["sources"]] == ["/d/a", "/d/b", "/d/c"]
+        assert "source" not in configs[run] and configs[run]["training"]["pool_sources"] is pooled
+    assert configs["multi"]["target"]["dataset"] == "/d/t"
+    assert Path(configs["multi"]["model"]["model_name_or_path"]).is_absolute()  # the recipe's backbone folder
+    assert multi.pretraining_key("multi") == multi.pretraining_key("pooled") != multi.pretraining_key("single_a")
+
+
+def test_multi_source_summary_compares_with_the_best_single_source_and_the_pool(multi):
+    table = {"single_a": {"target_accuracy": (0.5, 0.0)}, "single_b": {"target_accuracy": (0.6, 0.0)},
+             "pooled": {"target_accuracy": (0.65, 0.0)}, "multi": {"target_accuracy": (0.7, 0.0)}}
+    for entry in table.values():
+        entry["max_seconds"] = 60
+    assert multi.best_single(table) == "single_b"
+    runs = [{"method": "multi", "seed": 0, "metrics": {"eval_source_1_accuracy": 0.9, "eval_source_2_accuracy": 0.8,
+                                                        "eval_source_accuracy": 0.85}}]
+    text = multi.markdown("speech", table, runs, "abc", [0], "dann", ["a", "b"])
+    assert "multi − single_b on the target (points): accuracy +10.0." in text
+    assert "multi − pooled on the target (points): accuracy +5.0." in text
+    assert "source 1 90.0, source 2 80.0" in text
+
+
+def test_cr_and_mpqa_get_a_seeded_stratified_split(multi, tmp_path):
+    lines = [f"{i % 2} sentence number {i}" for i in range(20)]
+    (tmp_path / "cr.all").write_text("\n".join(lines) + "\n")
+    paths = multi.write_sentence_splits(tmp_path / "cr.all", tmp_path / "out", "cr", seed=0)
+    train = paths["train"].read_text().splitlines()
+    test = paths["test"].read_text().splitlines()
+    assert train[0] == "text,label" and len(train) - 1 == 16 and len(test) - 1 == 4
+    assert sum(row.endswith(",positive") for row in test) == 2  # stratified
+    again = multi.write_sentence_splits(tmp_path / "cr.all", tmp_path / "again", "cr", seed=0)
+    assert again["test"].read_text() == paths["test"].read_text()
+
+
+def test_few_shot_runs_label_k_per_class_and_the_baseline_trains_on_the_k_shots_alone(few):
+    target = DomainDataArguments(dataset="/d/usps", split="train", eval_split="test")
+    mme = dict(zip(*[iter(few.few_shot_overrides("mme", 5, target))] * 2))
+    assert mme["--training.method"] == "mme" and mme["--training.target_labels_per_class"] == "5"
+    assert "--source.dataset" not in mme  # the recipe's own source
+    baseline = dict(zip(*[iter(few.few_shot_overrides("finetune", 5, target))] * 2))
+    assert baseline["--training.method"] == "source_only" and baseline["--source.dataset"] == "/d/usps"
+    assert baseline["--source.split"] == "train" and baseline["--source.examples_per_class"] == "5"
+    assert "--training.target_labels_per_class" not in baseline
+    assert few.ordered(["finetune", "mme", "dann"]) == ["mme", "dann", "finetune"]
+    with pytest.raises(ValueError, match="Unknown few-shot method"):
+        few.few_shot_overrides("tent", 5, target)
+    table = {"mme_k5": {"target_accuracy": (0.8, 0.0)}, "finetune_k5": {"target_accuracy": (0.7, 0.0)}}
+    assert few.gain_lines(table, [5], ["mme", "finetune"]) == [
+        "", "K = 5: mme_k5 − finetune_k5 on the target (points): accuracy +10.0."]
