@@ -102,6 +102,9 @@ class RunInfo:
     """Pictures saved next to the adapter: what they show -> file name, relative to the folder (uploaded with it)."""
     selection: dict[str, Any] | None = None
     """How a sweep chose this adapter among candidates, without target labels (:func:`hf_transfer.sweep.run_sweep`)."""
+    fusion: dict[str, Any] | None = None
+    """A fused adapter's recipe (:func:`hf_transfer.fusion.fuse_adapters`): the combination, and each adapter fused
+    with its weight and domains; with the evaluation on every domain once measured."""
     license: str | None = None
     hf_transfer_version: str | None = None
     framework_versions: dict[str, str] = field(default_factory=dict)
