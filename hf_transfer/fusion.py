@@ -106,7 +106,7 @@ def read_sources(
     if len(adapters) < 2:
         raise FusionError(f"Fusion and routing need at least two adapters, got {len(adapters)}.")
     paths = [Path(a) for a in adapters]
-    names = list(names) if names else [_default_name(p, i) for i, p in enumerate(paths)]
+    names = list(names) if names else _default_names(paths)
     weights = [1.0 / len(paths)] * len(paths) if weights is None else [float(w) for w in weights]
     if len(names) != len(paths) or len(weights) != len(paths):
         raise FusionError(
@@ -145,10 +145,10 @@ def read_sources(
     return sources
 
 
-def _default_name(path: Path, index: int) -> str:
-    info_path = path / "domain_adaptation.json"
-    name = path.name or f"adapter{index}"
-    return name.replace(".", "_") if info_path.exists() else f"adapter{index}"
+def _default_names(paths: Sequence[Path]) -> list[str]:
+    """The folder names (``outputs/usps-dann`` → ``usps-dann``), numbered when two are alike."""
+    names = [p.resolve().name.replace(".", "_") or f"adapter{i}" for i, p in enumerate(paths)]
+    return names if len(set(names)) == len(names) else [f"{n}-{i}" for i, n in enumerate(names)]
 
 
 def _load_base(sources: Sequence[FusionSource], base_model: Any = None) -> Any:
