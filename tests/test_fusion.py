@@ -218,3 +218,57 @@ def test_fused_adapter_round_trips_through_the_hub_and_its_card_lists_its_source
         local_logits, remote_logits = local(**inputs).logits, remote(**inputs).logits
     assert torch.allclose(local_logits, remote_logits, atol=1e-5)
     assert not torch.allclose(local_logits, torch.tensor([two_adapters[0].local_logits]), atol=1e-3)  # it is fused
+
+
+def _split_tree(root, shift: int) -> None:
+    """root/{train,test}/<label>/*.png: the fixture's three labels, dark (shift 0) or bright images."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(shift)
+    for split, n in (("train", 6), ("test", 3)):
+        for k, name in enumerate(("negative", "neutral", "positive")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 40, size=(16, 16, 3)) + shift
+                pixels[:, :, k] += 60
+                Image.fromarray(np.clip(pixels, 0, 255).astype("uint8")).save(root / split / name / f"{i}.png")
+
+
+def test_cli_fuses_and_evaluates_fusion_routing_and_own_adapters_on_every_domain(two_adapters, tmp_path, capsys):
+    from hf_transfer.cli import main
+
+    first, second = two_adapters
+    _split_tree(tmp_path / "usps", 0)
+    _split_tree(tmp_path / "svhn", 180)
+    out = tmp_path / "fused"
+    code = main(["fuse", str(first.output_dir), str(second.output_dir), "--output-dir", str(out),
+                 "--names", "usps", "svhn", "--weights", "0.5", "0.5", "--combination", "linear",
+                 "--domain", f"usps={tmp_path / 'usps'}", "--domain", f"svhn={tmp_path / 'svhn'}", "--route"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    result = json.loads(printed[: printed.rindex("}") + 1])
+    evaluation = result["evaluation"]
+    assert set(evaluation) == {"usps", "svhn"}
+    for domain, row in evaluation.items():
+        assert set(row) == {"fused", "routed", "own", "routing_accuracy"}
+        assert row["own"]["num_examples"] == 9
+        assert row["routing_accuracy"] == 1.0  # dark vs bright: every input reaches its own adapter
+        assert row["routed"]["accuracy"] == row["own"]["accuracy"]  # so routing scores exactly as the own adapter
+    info = RunInfo.read(out)
+    assert info.fusion["evaluation"]["usps"]["fused"]["accuracy"] == evaluation["usps"]["fused"]["accuracy"]
+    assert info.metrics["eval_svhn_accuracy"] == evaluation["svhn"]["fused"]["accuracy"]
+    card = (out / "README.md").read_text()
+    assert "| Domain | fused | routed | own |" in card
+
+
+def test_cli_reports_a_bad_domain_and_a_bad_fusion_as_usage_errors(two_adapters, tmp_path, capsys):
+    from hf_transfer.cli import main
+
+    first, second = two_adapters
+    args = ["fuse", str(first.output_dir), str(second.output_dir), "--output-dir", str(tmp_path / "f")]
+    assert main([*args, "--domain", "usps"]) == 2
+    assert "--domain takes NAME=DATASET" in capsys.readouterr().err
+    assert main([*args, "--combination", "dare_ties"]) == 2
+    assert "pass a density" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
