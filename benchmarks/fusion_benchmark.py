@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for target in ns.targets:
         prepare("speech", ns.data_root, work / "data" / target, target_speakers=[target], printer=None)
         data[target] = work / "data" / target / "speech"
+    os.environ["HF_TRANSFER_DATA"] = str(work / "data" / ns.targets[0])  # the recipe's paths; each run overrides them
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     runs = [{"seed": seed, "rows": run_seed(seed, ns.targets, data, work, extra)} for seed in ns.seeds]
     table = summarise(runs)

@@ -35,7 +35,7 @@ def add_fuse_arguments(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--svd-rank", type=int, default=None, help="Rank of the svd combination (default: the largest).")
     parser.add_argument("--domain", action="append", default=[], metavar="NAME=DATASET",
                         help="A labelled evaluation domain (repeat): Hub id, class-folder path or data file(s).")
-    parser.add_argument("--split", default="test", help="Evaluation split of every --domain.")
+    parser.add_argument("--split", default="train", help="Evaluation split of every --domain (a plain class folder is all 'train').")
     parser.add_argument("--input-column", default=None)
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--center-crop", type=float, default=None, help="Images: the central fraction kept, as in training.")
