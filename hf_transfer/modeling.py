@@ -471,6 +471,7 @@ class DomainAdaptationModel(nn.Module):
     @torch.no_grad()
     def extract_features(self, **inputs: Any) -> torch.Tensor:
         """The pooled features that enter the classifier (what the discriminator sees)."""
+        pop_task_labels(inputs)
         _, captured = self._run_backbone(inputs)
         if captured is None:
             raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")

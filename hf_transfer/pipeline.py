@@ -137,7 +137,7 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
 
 def domain_transforms(
     processor: Processor, modality: str, model_args: ModelArguments, source_args: DomainDataArguments,
-    target_args: DomainDataArguments,
+    target_args: DomainDataArguments, task_classes: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """``Dataset.with_transform`` callables for ``source``, ``target``, ``eval_source`` and ``eval_target``.
 
@@ -165,13 +165,25 @@ def domain_transforms(
             skip_bad_examples=model_args.skip_bad_examples,
             augment=augment if name == "source" else None,
             center_crop=domain_args[name.removeprefix("eval_")].center_crop,
+            task_classes=task_classes,
         )
         for name in ("source", "target", "eval_source", "eval_target")
     }
 
 
-def _load_split(args: DomainDataArguments, split: str | None, seed: int):
-    return load_domain(args, split=split, seed=seed) if split else None
+def _load_split(args: DomainDataArguments, split: str | None, seed: int, task_columns: list[str]):
+    return load_domain(args, split=split, seed=seed, task_columns=task_columns) if split else None
+
+
+def _task_classes(source: Any, task_columns: list[str]) -> dict[str, list[str]]:
+    """Each auxiliary label column's classes: the source's values, sorted (the target's are matched by name)."""
+    classes = {}
+    for column in task_columns:
+        names = sorted({v for v in source[f"task__{column}"] if v is not None})
+        if len(names) < 2:
+            raise ValueError(f"The source's task column {column!r} has {len(names)} class(es) {names}; a task needs two.")
+        classes[column] = names
+    return classes
 
 
 def run_training(
@@ -207,8 +219,9 @@ def run_training(
     training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
-    source = load_domain(source_args, seed=seed)
-    target = load_domain(target_args, seed=seed)
+    task_columns = [name for name in training_args.task_weights if name != "rotation"]  # further label columns
+    source = load_domain(source_args, seed=seed, task_columns=task_columns, require_task_columns=True)
+    target = load_domain(target_args, seed=seed, task_columns=task_columns)
     modality = infer_modality(source)
     if infer_modality(target) != modality:
         raise ValueError(
@@ -222,7 +235,7 @@ def run_training(
     )
     evals = {}
     for domain, args in (("source", source_args), ("target", target_args)):
-        split = _load_split(args, args.eval_split, seed)
+        split = _load_split(args, args.eval_split, seed, task_columns)
         if split is not None:
             # Label ids follow the training source's classes; an eval split may lack a class (it is only scored on
             # what it has) and, with allow_extra_target_labels, hold extra ones (unlabelled, left out of metrics).
@@ -232,6 +245,11 @@ def run_training(
             )
             evals[domain] = split
 
+    from .auxiliary import check_tasks_fit, tasks_for
+
+    task_classes = _task_classes(source, task_columns)
+    tasks = tasks_for(training_args.task_weights, task_classes)
+    check_tasks_fit(tasks, modality)  # before the backbone loads: rotation is for images only
     backbone = load_backbone(
         model_args.model_name_or_path,
         label_names=names,
@@ -241,7 +259,7 @@ def run_training(
         random_init=model_args.random_init,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
-    transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args)
+    transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args, task_classes)
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
     ready = {}
     for name, dataset in datasets.items():
@@ -261,10 +279,13 @@ def run_training(
         announce(1, stages, f"source pretraining ({pretraining_args.epochs:g} epochs on {len(source)} source examples)")
         stage = dict(ready)
         augmentation = pretraining_args.image_augmentation
-        if augmentation is not None and augmentation != model_args.image_augmentation:
-            stage_model_args = replace(model_args, image_augmentation=augmentation)
+        if (augmentation is not None and augmentation != model_args.image_augmentation) or task_classes:
+            stage_model_args = replace(model_args, image_augmentation=augmentation or model_args.image_augmentation)
+            # no task labels here: the plain backbone of this stage has no auxiliary heads
             stage_transform = domain_transforms(backbone.processor, modality, stage_model_args, source_args, target_args)
             stage["source"] = ready["source"].with_transform(stage_transform["source"])  # replaces the transform
+            if "eval_source" in ready:
+                stage["eval_source"] = ready["eval_source"].with_transform(stage_transform["eval_source"])
         base_dir = _pretrain_backbone(backbone, stage, pretraining_args, training_args)
         backbone = load_backbone(base_dir, label_names=names, modality=modality)
         base_model_name_or_path = str(base_dir)
@@ -283,6 +304,7 @@ def run_training(
         base_model_name_or_path=base_model_name_or_path,
         objective=AlignmentObjective.from_arguments(training_args),
         seed=seed,
+        tasks=tasks,
     )
     model.run_info.source_domain = _domain_description(source_args)
     model.run_info.target_domain = _domain_description(target_args)

@@ -137,3 +137,47 @@ def test_trainer_trains_and_evaluates_each_task_per_domain_and_the_heads_reload(
     names = [r.metric_name for r in card.data.eval_results]
     assert "Target rotation accuracy" in names and "Source shape accuracy" in names
     assert "rotation (weight 0.5" in card.text
+
+
+def _saved_domain(path, shift: int, n: int = 9) -> None:
+    """A saved image dataset with a class label and a second label column, ``shape``."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(shift)
+    images, labels, shapes = [], [], []
+    for i in range(n):
+        pixels = rng.integers(0, 60, size=(16, 16, 3))
+        pixels[:, :, i % 3] += 150
+        images.append(Image.fromarray(np.clip(pixels + shift, 0, 255).astype("uint8")))
+        labels.append(i % 3)
+        shapes.append(SHAPES[(i // 3) % 2])
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"]),
+                                  "shape": datasets.Value("string")})
+    datasets.Dataset.from_dict({"image": images, "label": labels, "shape": shapes}, features=features).save_to_disk(path)
+
+
+def test_label_columns_and_rotation_from_a_config(tiny_setup, capsys):
+    """`hf-transfer train` with training.task_loss_weights: the shape column gets a head, rotation runs on both."""
+    from hf_transfer.cli import main
+    from hf_transfer.data import DomainDataArguments, load_domain
+
+    tmp_path, config = tiny_setup
+    _saved_domain(tmp_path / "src", 0)
+    _saved_domain(tmp_path / "tgt", 60)
+    loaded = load_domain(DomainDataArguments(dataset=str(tmp_path / "src")), task_columns=["shape"])
+    assert loaded["task__shape"][:4] == ["round", "round", "round", "square"]
+    with pytest.raises(ValueError, match="has no column 'colour'"):
+        load_domain(DomainDataArguments(dataset=str(tmp_path / "src")), task_columns=["colour"], require_task_columns=True)
+    code = main(["train", str(config), "--source.dataset", str(tmp_path / "src"), "--target.dataset", str(tmp_path / "tgt"),
+                 "--target.eval_split", "train", "--training.task_loss_weights", "rotation=0.5,shape=1.0",
+                 "--training.shift_report", "none", "--training.max_steps", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads(printed[: printed.rindex("}") + 1])
+    assert 0 <= metrics["eval_target_rotation_accuracy"] <= 1 and 0 <= metrics["eval_target_shape_accuracy"] <= 1
+    info = json.loads((tmp_path / "out" / "domain_adaptation.json").read_text())
+    assert info["tasks"] == {"rotation": {"kind": "rotation", "labels": ["0°", "90°", "180°", "270°"]},
+                             "shape": {"kind": "labels", "labels": SHAPES}}
+    assert (tmp_path / "out" / "task_heads.safetensors").is_file()
