@@ -25,7 +25,8 @@ refuses to merge. Fusion therefore requires the same label set (same ``id2label`
 fused head is the weighted average of the heads, :math:`\\sum_k w_k h_k / \\sum_k w_k` (the classes line up
 row by row because the label sets are identical). Routing routes the heads too: each input is classified by its
 own adapter's head. The domain discriminators are not fused (each was trained against one target); the fused
-folder has none, and a fused adapter that is adapted further starts with a fresh one.
+folder has none, and a fused adapter that is adapted further starts with a fresh one; nor are auxiliary task heads
+(:mod:`hf_transfer.auxiliary`).
 
 The fused folder is a standard hf_transfer folder (peft adapter, ``domain_adaptation.json``, card): it saves,
 evaluates and pushes like any other, and its run info and card list the adapters fused and their domains.
@@ -260,6 +261,7 @@ def _fused_run_info(sources: Sequence[FusionSource], config: Any, **settings: An
         source_domain=first.source_domain if shared_source else {"description": "the sources of the fused adapters"},
         target_domain={"description": f"{len(sources)} targets, one per fused adapter: {targets}"},
         metrics={},
+        tasks=None,  # auxiliary task heads are not fused: the fused adapter has the main head only
         baseline=None,
         shift=None,
         pictures=None,
