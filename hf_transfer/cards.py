@@ -218,7 +218,26 @@ def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
                                metric_config="source_only_baseline",
                                metric_name=f"{split.capitalize()} {label} (source-only baseline)")
                 )
-    return results + _task_eval_results(info, task, metrics)
+    return results + _task_eval_results(info, task, metrics) + _fusion_eval_results(info, task)
+
+
+def _fusion_eval_results(info: Mapping, task: str) -> list[EvalResult]:
+    """model-index entries of a fused adapter (:mod:`hf_transfer.fusion`): its accuracy on every domain involved."""
+    from huggingface_hub import EvalResult
+
+    evaluation = _as_dict(_as_dict(info.get("fusion")).get("evaluation"))
+    results = []
+    for domain, row in evaluation.items():
+        for column in ("fused", "routed", "own"):
+            value = _as_dict(_as_dict(row).get(column)).get("accuracy")
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            results.append(EvalResult(
+                task_type=task, task_name=task.replace("-", " ").capitalize(), dataset_type=f"local-{domain}-data",
+                dataset_name=f"Domain {domain}: {LOCAL_DATA}", metric_type="accuracy", metric_value=float(value),
+                metric_config=column, metric_name=f"{domain} accuracy ({column})",
+            ))
+    return results
 
 
 def _task_eval_results(info: Mapping, task: str, metrics: Mapping) -> list[EvalResult]:

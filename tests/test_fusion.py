@@ -244,7 +244,8 @@ def test_cli_fuses_and_evaluates_fusion_routing_and_own_adapters_on_every_domain
     out = tmp_path / "fused"
     code = main(["fuse", str(first.output_dir), str(second.output_dir), "--output-dir", str(out),
                  "--names", "usps", "svhn", "--weights", "0.5", "0.5", "--combination", "linear",
-                 "--domain", f"usps={tmp_path / 'usps'}", "--domain", f"svhn={tmp_path / 'svhn'}", "--route"])
+                 "--domain", f"usps={tmp_path / 'usps'}", "--domain", f"svhn={tmp_path / 'svhn'}", "--route",
+                 "--split", "test"])
     assert code == 0
     printed = capsys.readouterr().out
     result = json.loads(printed[: printed.rindex("}") + 1])
@@ -260,6 +261,11 @@ def test_cli_fuses_and_evaluates_fusion_routing_and_own_adapters_on_every_domain
     assert info.metrics["eval_svhn_accuracy"] == evaluation["svhn"]["fused"]["accuracy"]
     card = (out / "README.md").read_text()
     assert "| Domain | fused | routed | own |" in card
+    from huggingface_hub import ModelCard
+
+    names = {r.metric_name: r.metric_value for r in ModelCard(card).data.eval_results}
+    assert names["usps accuracy (fused)"] == evaluation["usps"]["fused"]["accuracy"]
+    assert names["svhn accuracy (own)"] == evaluation["svhn"]["own"]["accuracy"]
 
 
 def test_cli_reports_a_bad_domain_and_a_bad_fusion_as_usage_errors(two_adapters, tmp_path, capsys):
