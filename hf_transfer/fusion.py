@@ -57,7 +57,7 @@ from .artifacts import (
     base_model_reference,
     resolve_base_model,
 )
-from .privacy import is_hub_id
+from .privacy import is_hub_id, sanitize
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _fused_run_info(sources: Sequence[FusionSource], config: Any, **settings: An
             "combination_type": settings["combination_type"],
             **({"density": settings["density"]} if settings.get("density") is not None else {}),
             "head": "weighted average of the adapters' heads (same label set)",
-            "sources": [s.describe() for s in sources],
+            "sources": [sanitize(s.describe()) for s in sources],  # no local path reaches the run info or card
         },
     )
 
