@@ -10,6 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import build_model, make_domain, tiny_vit_config, train_args
+
+try:
+    from hub_fixtures import hub, hub_server, unique_repo  # noqa: F401
+except ImportError:  # pragma: no cover - run from the repository root as a package
+    from tests.hub_fixtures import hub, hub_server, unique_repo  # noqa: F401
 from hf_transfer.auxiliary import (
     TaskSpec,
     check_tasks_fit,
@@ -181,3 +186,26 @@ def test_label_columns_and_rotation_from_a_config(tiny_setup, capsys):
     assert info["tasks"] == {"rotation": {"kind": "rotation", "labels": ["0°", "90°", "180°", "270°"]},
                              "shape": {"kind": "labels", "labels": SHAPES}}
     assert (tmp_path / "out" / "task_heads.safetensors").is_file()
+
+
+def test_task_heads_round_trip_through_the_hub(hub, tmp_path):
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    from hf_transfer.hub import load_for_continued_adaptation, push_base_model, push_to_hub
+
+    torch.manual_seed(0)
+    ViTForImageClassification(tiny_vit_config()).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    model = build_model(ViTForImageClassification.from_pretrained(tmp_path / "vit"),
+                        tasks=tasks_for({"rotation": 1.0, "shape": 1.0}, {"shape": SHAPES}))
+    model.save_pretrained(tmp_path / "adapted")
+    ViTImageProcessor.from_pretrained(tmp_path / "vit").save_pretrained(tmp_path / "adapted")
+    base_repo, repo = unique_repo("tiny-vit-base"), unique_repo("tiny-vit-tasks")
+    push_base_model(tmp_path / "vit", base_repo)
+    push_to_hub(tmp_path / "adapted", repo, base_model_repo_id=base_repo)
+    assert "task_heads.safetensors" in hub.double.files(repo)
+    loaded = load_for_continued_adaptation(repo).model
+    assert loaded.task_specs["shape"].labels == SHAPES
+    for name in ("rotation", "shape"):
+        assert torch.equal(loaded.task_heads[name].weight, model.task_heads[name].weight)
+        assert loaded.task_heads[name].weight.requires_grad
