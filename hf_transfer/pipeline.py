@@ -62,6 +62,13 @@ class ModelArguments:
             "needed); use with a pretraining stage (pretraining.epochs > 0)."
         },
     )
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Images: resize and crop to this many pixels instead of the checkpoint's size (e.g. 96 instead "
+            "of 224, for CPU runs); convolutional and timm backbones only."
+        },
+    )
     image_augmentation: str = field(
         default="none",
         metadata={
@@ -257,6 +264,7 @@ def run_training(
         revision=model_args.revision,
         trust_remote_code=model_args.trust_remote_code,
         random_init=model_args.random_init,
+        image_size=model_args.image_size,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
     transforms = domain_transforms(backbone.processor, modality, model_args, source_args, target_args, task_classes)
@@ -287,7 +295,7 @@ def run_training(
             if "eval_source" in ready:
                 stage["eval_source"] = ready["eval_source"].with_transform(stage_transform["eval_source"])
         base_dir = _pretrain_backbone(backbone, stage, pretraining_args, training_args)
-        backbone = load_backbone(base_dir, label_names=names, modality=modality)
+        backbone = load_backbone(base_dir, label_names=names, modality=modality, image_size=model_args.image_size)
         base_model_name_or_path = str(base_dir)
     elif model_args.random_init:
         logger.warning("random_init without a pretraining stage: LoRA will adapt a randomly initialised backbone.")

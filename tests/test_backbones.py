@@ -549,3 +549,31 @@ def test_readme_table_is_rendered_from_the_families():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert supported_backbones_markdown() in readme
+
+
+def test_image_size_resizes_a_timm_processor_and_its_saved_config(checkpoint, tmp_path):
+    """image_size=N: N×N pixels in, and the saved config.json (where timm keeps preprocessing) says N."""
+    from transformers import AutoImageProcessor
+
+    backbone = load_backbone(checkpoint("timm-resnet"), label_names=LABELS, image_size=24)
+    pixels = backbone.processor(images=np.zeros((40, 40, 3), np.uint8), return_tensors="pt")["pixel_values"]
+    assert tuple(pixels.shape[-2:]) == (24, 24)
+    backbone.model.save_pretrained(tmp_path / "saved")
+    reloaded = AutoImageProcessor.from_pretrained(tmp_path / "saved")
+    assert tuple(reloaded.data_config["input_size"]) == (3, 24, 24)
+    assert reloaded.data_config["crop_pct"] == backbone.processor.data_config["crop_pct"]
+
+
+def test_image_size_keeps_a_transformers_processors_crop_ratio(checkpoint):
+    backbone = load_backbone(checkpoint("resnet"), label_names=LABELS, image_size=20)
+    pixels = backbone.processor(images=np.zeros((50, 40, 3), np.uint8), return_tensors="pt")["pixel_values"]
+    assert tuple(pixels.shape[-2:]) == (20, 20)
+
+
+def test_image_size_is_refused_for_a_fixed_size_vit_and_for_other_modalities(checkpoint):
+    with pytest.raises(BackboneError, match="does not accept 24x24 images"):
+        load_backbone(checkpoint("vit"), label_names=LABELS, image_size=24)
+    with pytest.raises(BackboneError, match="image_size applies to images"):
+        load_backbone(checkpoint("roberta"), label_names=LABELS, image_size=24)
+    with pytest.raises(BackboneError, match="whole number of pixels"):
+        load_backbone(checkpoint("resnet"), label_names=LABELS, image_size=2)

@@ -131,3 +131,18 @@ def test_commit_is_dirty_only_for_code_changes(runner, tmp_path, monkeypatch):
     assert runner._commit() == clean  # prose and results do not change what the runs measure
     (tmp_path / "code.py").write_text("x = 2\n")
     assert runner._commit() == clean + "-dirty"
+
+
+def test_the_pretrained_configs_write_their_own_results_and_a_missing_backbone_names_the_converter(
+    runner, tmp_path, monkeypatch
+):
+    assert runner.results_stem("digits") == "digits" and runner.results_stem("digits", "pretrained") == "digits_pretrained"
+    with pytest.raises(SystemExit, match="--config is one of local, pretrained"):
+        runner.config_path("digits", "nope")
+    monkeypatch.setenv("HF_TRANSFER_BACKBONES", str(tmp_path))
+    with pytest.raises(SystemExit, match="offline_backbones.py whisper-tiny.en .*whisper-tiny.en-1s --clip-seconds 1"):
+        runner.check_offline_backbone("speech", "pretrained")
+    (tmp_path / "whisper-tiny.en-1s").mkdir()
+    (tmp_path / "whisper-tiny.en-1s" / "config.json").write_text("{}")
+    runner.check_offline_backbone("speech", "pretrained")  # present: no error
+    runner.check_offline_backbone("speech", "local")  # no offline backbone involved

@@ -191,3 +191,21 @@ def test_each_domain_keeps_its_own_crop_in_training_and_evaluation(image_process
     assert transforms["target"].crop is None and transforms["eval_target"].crop is None
     assert transforms["source"].augment is not None  # augmentation: source training only
     assert all(transforms[name].augment is None for name in ("target", "eval_source", "eval_target"))
+
+
+@pytest.mark.parametrize(("chunk_seconds", "max_duration_s"), [(2, 1.0), (2, None), (1, 1.0)])
+def test_whisper_audio_is_cut_to_max_duration_and_padded_to_its_encoders_window(chunk_seconds, max_duration_s):
+    """Whisper's encoder needs exactly its window (3000 frames for 30 s); max_duration_s only truncates."""
+    from transformers import WhisperFeatureExtractor
+
+    from hf_transfer.data import build_transform
+
+    extractor = WhisperFeatureExtractor(feature_size=80, chunk_length=chunk_seconds)
+    transform = build_transform(extractor, "audio", max_duration_s=max_duration_s, sampling_rate=16000)
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (8000, 40000)]  # 0.5 s and 2.5 s
+    features = transform({"input": [{"array": c, "sampling_rate": 16000} for c in clips], "label": [0, 1]})["input_features"]
+    assert tuple(features.shape) == (2, 80, 100 * chunk_seconds)
+    if max_duration_s == 1.0 and chunk_seconds == 2:  # the second second of the long clip is cut, hence silence
+        alone = transform({"input": [{"array": clips[1][:16000], "sampling_rate": 16000}], "label": [1]})["input_features"]
+        torch.testing.assert_close(features[1], alone[0])

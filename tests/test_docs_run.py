@@ -61,6 +61,9 @@ NOT_RUN_HERE = {
     "hf-transfer train recipes/finance/hub.yaml": NETWORK,
     "hf-transfer train recipes/medical/hub.yaml": NETWORK,
     "hf-transfer train recipes/speech/hub.yaml": NETWORK,
+    "hf-transfer train recipes/officehome/hub.yaml": NETWORK + " (and a GPU: ViT-B/16 over 65 classes)",
+    "hf-transfer train recipes/officehome/hub.yaml --source.filter_values Product --target.filter_values \"Real World\" "
+    "--training.output_dir outputs/officehome-pr-rw --training.method dann": NETWORK + " (and a GPU)",
     "hf-transfer evaluate outputs/medical-hub wltjr1007/Camelyon17-WILDS --split test --filter-column center "
     "--filter-values 2 --label-names normal tumor": NETWORK + " (and the output of the hub.yaml run)",
     "hf-transfer evaluate outputs/speech-hub google/speech_commands --revision refs/convert/parquet --data-dir v0.02 "

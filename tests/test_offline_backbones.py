@@ -466,3 +466,28 @@ def test_a_split_zip_yields_the_hf_folder_without_pickles(ob, tmp_path):
     assert not (out / "pytorch_model.bin").exists() and not (out / "desktop.ini").exists()
     backbone = load_backbone(str(out), label_names=["a", "b"])
     assert backbone.model.config.model_type == "bert" and backbone.processor("w1 w2")["input_ids"][0] == 2
+
+
+def test_a_whisper_folder_cut_to_one_second_keeps_every_weight_but_the_late_positions(ob, tiny_ct2, tmp_path):
+    """--clip-seconds: the encoder reads 1 s (100 frames, 50 positions); nothing else changes."""
+    from safetensors.torch import load_file
+
+    from hf_transfer.backbones import load_backbone
+
+    _, content = tiny_ct2
+    out = tmp_path / "out"
+    ob.write_whisper_folder(content, out)
+    full = load_file(str(out / "model.safetensors"))
+    assert ob.shorten_whisper(out, 1.0) == 50
+    short = load_file(str(out / "model.safetensors"))
+    key = "model.encoder.embed_positions.weight"
+    assert short[key].shape[0] == 50 and torch.equal(short[key], full[key][:50])
+    assert all(torch.equal(short[k], full[k]) for k in full if k != key)
+    backbone = load_backbone(str(out), label_names=["yes", "no"])
+    features = backbone.processor(np.zeros(16000, np.float32), sampling_rate=16000, return_tensors="pt")["input_features"]
+    assert features.shape[-1] == 100  # 1 s, not 30
+    assert backbone.model(input_features=features).logits.shape == (1, 2)
+    with pytest.raises(ob.OfflineBackboneError, match="multiple of 0.02"):
+        ob.shorten_whisper(out, 0.013)
+    with pytest.raises(ob.OfflineBackboneError, match="applies to Whisper checkpoints"):
+        ob.convert("efficientnet-lite0", tmp_path / "x", clip_seconds=1.0)

@@ -163,7 +163,10 @@ def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
 
 # Every config that reads the local benchmark's layout; each hub.yaml reads Hub datasets instead and runs
 # below against the Hub double (test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter).
-TINY_RUNS = [(d, "local") for d in DOMAIN_RECIPES] + [("medical", "blood_cells_gpu")]
+TINY_RUNS = (
+    [(d, "local") for d in DOMAIN_RECIPES] + [("medical", "blood_cells_gpu")]
+    + [(p.parent.name, "pretrained") for p in sorted(ROOT.joinpath("recipes").glob("*/pretrained.yaml"))]
+)
 
 
 @pytest.mark.slow
@@ -347,23 +350,42 @@ def _publish_finance(double) -> dict[str, int]:
     return {"train": 12, "validation": 4, "target": 12}
 
 
+OFFICE_HOME_DOMAINS = ("Art", "Clipart", "Product", "Real World")
+
+
+def _publish_office_home(double) -> dict[str, int]:
+    """flwrlabs/office-home: one train split (data/train-*.parquet), the domain as a string column."""
+    from datasets import ClassLabel, Features, Image as ImageFeature, Value
+
+    names = [f"object_{i}" for i in range(65)]  # the real card lists Alarm_Clock ... Webcam
+    features = Features({"image": ImageFeature(), "domain": Value("string"), "label": ClassLabel(names=names)})
+    rows = [(d, c) for d in OFFICE_HOME_DOMAINS for c in range(3)]
+    columns = {"image": [_png((30 * c, 60 * i % 255, 90), 10, "RGB") for i, (_, c) in enumerate(rows)],
+               "domain": [d for d, _ in rows], "label": [c for _, c in rows]}
+    double.publish("flwrlabs/office-home", {"README.md": b"---\nlicense: other\n---\n",
+                                            "data/train-00000-of-00001.parquet": _parquet_bytes(columns, features)})
+    return {"train": 3, "target": 3, "classes": 65}
+
+
 HUB_DATA = {"speech": _publish_speech_commands, "medical": _publish_camelyon, "digits": _publish_digits,
-            "finance": _publish_finance}
+            "finance": _publish_finance, "officehome": _publish_office_home}
+HUB_CONFIGS = [(domain, "hub") for domain in sorted(HUB_DATA)] + [("speech", "hub_whisper")]
+LOCAL_BACKBONE = {"officehome": "digits"}  # a recipe without local.yaml runs on another's tiny backbone
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("domain", sorted(HUB_DATA))
-def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("domain", "kind"), HUB_CONFIGS)
+def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, kind, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TRANSFER_DATA", str(tmp_path / "data"))  # the hub fixture clears HF_* variables
     monkeypatch.setenv("HF_TRANSFER_MINILM", _minilm())
     expected = HUB_DATA[domain](hub.double)
-    local_model = parse_train_arguments(str(ROOT / "recipes" / domain / "local.yaml"), [])[0]
+    local_model = parse_train_arguments(str(ROOT / "recipes" / LOCAL_BACKBONE.get(domain, domain) / "local.yaml"), [])[0]
     overrides = TINY + [
         "--training.output_dir", str(tmp_path / "out"), "--training.report_to", "none",
         "--model.model_name_or_path", local_model.model_name_or_path,
         "--model.random_init", str(local_model.random_init).lower(),
     ]
-    if parse_train_arguments(str(ROOT / "recipes" / domain / "hub.yaml"), [])[4].epochs > 0:
+    if parse_train_arguments(str(ROOT / "recipes" / domain / f"{kind}.yaml"), [])[4].epochs > 0:
         overrides += ["--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
     code = f"""
         import json
@@ -371,7 +393,7 @@ def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, 
         from hf_transfer.data import load_domain
         from hf_transfer.pipeline import run_training
 
-        args = parse_train_arguments({str(ROOT / "recipes" / domain / "hub.yaml")!r}, {overrides!r})
+        args = parse_train_arguments({str(ROOT / "recipes" / domain / f"{kind}.yaml")!r}, {overrides!r})
         model, source, target, training, pretraining = args
         source_rows, target_rows = load_domain(source), load_domain(target)
         source_eval = load_domain(source, split=source.eval_split) if source.eval_split else None
@@ -405,6 +427,10 @@ def test_hub_config_reads_its_hub_dataset_by_id_columns_and_filter(domain, hub, 
             expected["train"], expected["validation"], expected["test"])  # hospital 1 left out of source eval
         assert result["names"] == ["normal", "tumor"] == result["target_names"]  # label_names for the 0/1 column
         assert "wltjr1007/Camelyon17-WILDS" in card and "center ∈ {0, 3, 4}" in card and "center ∈ {2}" in card
+    elif domain == "officehome":  # one split; the domain column picks Art (source) and Clipart (target)
+        assert (result["source"], result["source_eval"], result["target"]) == (expected["train"], None, expected["target"])
+        assert len(result["names"]) == expected["classes"] == len(result["target_names"])
+        assert "flwrlabs/office-home" in card and "domain ∈ {Art}" in card and "domain ∈ {Clipart}" in card
     elif domain == "digits":
         assert (result["source"], result["source_eval"], result["target"]) == (expected["train"], expected["test"], expected["train"])
         assert result["names"] == [str(d) for d in range(10)] and "ylecun/mnist" in card and "flwrlabs/usps" in card

@@ -189,6 +189,10 @@ class DomainTransform:
         if self.modality == "audio":
             rate = self._sampling_rate()
             max_samples = int(round(self.max_duration_s * rate)) if self.max_duration_s else None
+            window = getattr(component, "n_samples", None)
+            if window:  # Whisper: its encoder reads a fixed window (30 s, or a cut checkpoint's), always padded to it
+                decoded = [audio[:max_samples] for audio in decoded] if max_samples else decoded
+                max_samples = int(window)
             return component(
                 decoded,
                 sampling_rate=rate,
