@@ -12,6 +12,8 @@ code as ``hf-transfer train`` (``parse_train_arguments`` + ``run_training``):
 * ``dann``: the same, plus the domain-adversarial loss on unlabelled target batches.
 * ``target_oracle``: LoRA trained on the *target's* labelled train split (the ceiling; it uses
   labels an unsupervised run never has).
+* on request (``--methods``): ``source_only_rotation`` and ``dann_rotation``, the same with the self-supervised
+  rotation task (Sun et al. 2019; ``training.task_loss_weights rotation=1.0``) on source and target images;
 * recipe-specific extras (medical: ``source_only_stain`` and ``dann_stain``, source-only and DANN
   with HED stain + colour augmentation of the source images, the strongest known baseline for
   stain/scanner shifts; speech: ``source_only_speed`` and ``dann_speed``, the same with speed
@@ -61,6 +63,9 @@ METHOD_OVERRIDES = {
     "cdan_stain": ["--training.method", "cdan", "--training.mcc_loss_weight", "0", "--model.image_augmentation", "stain"],
     "source_only_speed": ["--training.method", "source_only", "--model.audio_augmentation", "speed"],
     "dann_speed": ["--training.method", "dann", "--model.audio_augmentation", "speed"],
+    # the self-supervised rotation task (Sun et al. 2019) on source and target images, weighted as the paper does (1)
+    "source_only_rotation": ["--training.method", "source_only", "--training.task_loss_weights", "rotation=1.0"],
+    "dann_rotation": ["--training.method", "dann", "--training.task_loss_weights", "rotation=1.0"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
 # (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
@@ -78,6 +83,8 @@ COMPARISONS = (
     ("cdan_stain", "source_only_stain"),
     ("source_only_speed", "source_only"),
     ("dann_speed", "source_only_speed"),
+    ("source_only_rotation", "source_only"),
+    ("dann_rotation", "dann"),
 )
 # how the gain lines name a method (others by their key)
 METHOD_NAMES = {
@@ -88,6 +95,8 @@ METHOD_NAMES = {
     "mcc": "MCC (no discriminator)",
     "dann_mcc": "DANN + MCC",
     "cdan": "CDAN+E (conditional DANN)",
+    "source_only_rotation": "source-only + rotation task",
+    "dann_rotation": "DANN + rotation task",
 }
 # dann_srcval: DANN whose domain-loss weight is chosen WITHOUT target labels, by source validation: the largest
 # weight whose held-out source accuracy stays within SRCVAL_TOLERANCE of source-only's (adversarial training

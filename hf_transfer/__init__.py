@@ -23,13 +23,20 @@ _LAZY = {
     "push_to_hub": "hf_transfer.hub",
     "load_adapted_model": "hf_transfer.hub",
     "download_adapted_model": "hf_transfer.hub",
+    "fuse_adapters": "hf_transfer.fusion",
+    "AdapterRouter": "hf_transfer.fusion",
+    "evaluate_fusion": "hf_transfer.fusion",
+    "TaskSpec": "hf_transfer.auxiliary",
+    "tasks_for": "hf_transfer.auxiliary",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .alignment.schedules import grl_lambda
+    from .auxiliary import TaskSpec, tasks_for
     from .backbones import load_backbone
+    from .fusion import AdapterRouter, evaluate_fusion, fuse_adapters
     from .hub import download_adapted_model, load_adapted_model, push_to_hub
     from .lora_targets import discover_lora_targets
     from .modeling import DomainAdaptationModel, DomainAdaptationOutput

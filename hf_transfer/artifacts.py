@@ -5,6 +5,7 @@ A folder written by :meth:`~hf_transfer.modeling.DomainAdaptationModel.save_pret
 
 * ``adapter_config.json`` + ``adapter_model.safetensors``: the LoRA adapter and the trained head (peft);
 * ``domain_discriminator.safetensors``: the domain discriminator, to continue adapting;
+* ``task_heads.safetensors`` (only with auxiliary tasks): their heads (:mod:`hf_transfer.auxiliary`);
 * ``domain_adaptation.json``: the run info (method, domains, settings, metrics), read by the card,
   the Hub push and ``hf-transfer evaluate``;
 * ``README.md``: the model card;
@@ -25,6 +26,8 @@ from __future__ import annotations
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 DISCRIMINATOR_WEIGHTS_NAME = "domain_discriminator.safetensors"
+TASK_HEADS_WEIGHTS_NAME = "task_heads.safetensors"
+"""The auxiliary tasks' heads (:mod:`hf_transfer.auxiliary`), when the run had any."""
 RUN_INFO_NAME = "domain_adaptation.json"
 MODEL_CARD_NAME = "README.md"
 TRAINING_ARGS_NAME = "training_args.bin"
@@ -104,6 +107,11 @@ class RunInfo:
     """Pictures saved next to the adapter: what they show -> file name, relative to the folder (uploaded with it)."""
     selection: dict[str, Any] | None = None
     """How a sweep chose this adapter among candidates, without target labels (:func:`hf_transfer.sweep.run_sweep`)."""
+    tasks: dict[str, Any] | None = None
+    """Auxiliary tasks on the shared features (:mod:`hf_transfer.auxiliary`): name -> ``{"kind", "labels"}``."""
+    fusion: dict[str, Any] | None = None
+    """A fused adapter's recipe (:func:`hf_transfer.fusion.fuse_adapters`): the combination, and each adapter fused
+    with its weight and domains; with the evaluation on every domain once measured."""
     license: str | None = None
     hf_transfer_version: str | None = None
     framework_versions: dict[str, str] = field(default_factory=dict)

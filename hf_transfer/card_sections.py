@@ -68,4 +68,42 @@ def shift_and_selection_view(info: Mapping[str, Any]) -> dict[str, Any]:
             "excluded": [f"`{name}`: {reason}" for name, reason in excluded.items()],
             "table": str(selection.get("table") or ""),
         }
-    return {"shift": shift_view, "pictures": pictures, "selection": selection_view}
+    return {"shift": shift_view, "pictures": pictures, "selection": selection_view, "fusion": fusion_view(info)}
+
+
+def _domain_text(domain: Any) -> str:
+    if not isinstance(domain, Mapping):
+        return "—"
+    dataset = domain.get("dataset")
+    description = domain.get("description")
+    parts = [str(p) for p in (dataset, description) if p]
+    return ": ".join(parts) if parts else "—"
+
+
+def fusion_view(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Template variable ``fusion``: the adapters a fused adapter was made of, and its evaluation per domain."""
+    fusion = info.get("fusion") if isinstance(info.get("fusion"), Mapping) else {}
+    if not fusion:
+        return {}
+    sources = [
+        {
+            "name": str(s.get("name", "—")),
+            "adapter": str(s.get("adapter", "—")),
+            "weight": _number(s.get("weight")),
+            "method": str(s.get("method", "—")),
+            "source": _domain_text(s.get("source_domain")),
+            "target": _domain_text(s.get("target_domain")),
+        }
+        for s in fusion.get("sources") or [] if isinstance(s, Mapping)
+    ]
+    combination = str(fusion.get("combination_type", "—"))
+    if fusion.get("density") is not None:
+        combination += f" (density {fusion['density']})"
+    evaluation = fusion.get("evaluation") if isinstance(fusion.get("evaluation"), Mapping) else {}
+    columns = [c for c in ("fused", "routed", "own") if any(c in (v or {}) for v in evaluation.values())]
+    rows = []
+    for domain, values in evaluation.items():
+        values = values if isinstance(values, Mapping) else {}
+        rows.append({"domain": str(domain), "cells": [_number((values.get(c) or {}).get("accuracy")) for c in columns]})
+    return {"combination": combination, "head": str(fusion.get("head", "—")), "sources": sources,
+            "columns": columns, "rows": rows}

@@ -245,7 +245,62 @@ def build_eval_results(info: Mapping, task: str) -> list[EvalResult]:
                                metric_config="source_only_baseline",
                                metric_name=f"{shown} {label} (source-only baseline)")
                 )
+    return results + _task_eval_results(info, task, metrics) + _fusion_eval_results(info, task)
+
+
+def _fusion_eval_results(info: Mapping, task: str) -> list[EvalResult]:
+    """model-index entries of a fused adapter (:mod:`hf_transfer.fusion`): its accuracy on every domain involved."""
+    from huggingface_hub import EvalResult
+
+    evaluation = _as_dict(_as_dict(info.get("fusion")).get("evaluation"))
+    results = []
+    for domain, row in evaluation.items():
+        for column in ("fused", "routed", "own"):
+            value = _as_dict(_as_dict(row).get(column)).get("accuracy")
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            results.append(EvalResult(
+                task_type=task, task_name=task.replace("-", " ").capitalize(), dataset_type=f"local-{domain}-data",
+                dataset_name=f"Domain {domain}: {LOCAL_DATA}", metric_type="accuracy", metric_value=float(value),
+                metric_config=column, metric_name=f"{domain} accuracy ({column})",
+            ))
     return results
+
+
+def _task_eval_results(info: Mapping, task: str, metrics: Mapping) -> list[EvalResult]:
+    """model-index entries of the auxiliary tasks (:mod:`hf_transfer.auxiliary`): accuracy per task and domain."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for name in _as_dict(info.get("tasks")):
+        for split in ("source", "target"):
+            value = _metric(metrics, split, f"{name}_accuracy")
+            if value is None:
+                continue
+            dataset = _as_dict(info.get(f"{split}_domain")).get("dataset")
+            results.append(EvalResult(
+                task_type=task, task_name=task.replace("-", " ").capitalize(),
+                dataset_type=dataset if is_hub_id(dataset) else f"local-{split}-data",
+                dataset_name=f"{split.capitalize()} domain: {dataset if is_hub_id(dataset) else LOCAL_DATA}",
+                metric_type="accuracy", metric_value=value, metric_config=f"task_{name}",
+                metric_name=f"{split.capitalize()} {name} accuracy",
+            ))
+    return results
+
+
+def tasks_summary(info: Mapping) -> str:
+    """The card's line on the auxiliary tasks: each with its kind, classes and loss weight."""
+    weights = _as_dict(_as_dict(info.get("training")).get("task_loss_weights"))
+    parts = []
+    for name, spec in _as_dict(info.get("tasks")).items():
+        spec = _as_dict(spec)
+        weight = f"weight {weights[name]:g}" if isinstance(weights.get(name), (int, float)) else "weight not recorded"
+        if spec.get("kind") == "rotation":
+            parts.append(f"{name} ({weight}; predicts the image's rotation by 0/90/180/270°, on source and target, "
+                         "Sun et al. 2019)")
+        else:
+            parts.append(f"{name} ({weight}; its own head over {', '.join(map(str, spec.get('labels') or []))}; source labels)")
+    return "; ".join(parts)
 
 
 def _result_rows(info: Mapping) -> tuple[list[dict], bool]:
@@ -379,6 +434,7 @@ def build_model_card(
         adversarial=view["adversarial"],
         objective_summary=view["objective_summary"],
         grl_summary=_summary(_as_dict(info.get("grl")), ["schedule", "gamma", "max_lambda"]),
+        tasks_summary=tasks_summary(info),
         training_summary=_summary(
             _as_dict(info.get("training")), ["max_steps", "learning_rate", "per_device_train_batch_size", "seed",
                                              "target_labels_per_class", "num_sources", "pooled_sources"]

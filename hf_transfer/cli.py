@@ -1,4 +1,4 @@
-"""``hf-transfer``: train | evaluate | demo | push | sweep | diagnose.
+"""``hf-transfer``: train | evaluate | demo | push | sweep | diagnose | fuse.
 
 ``hf-transfer train CONFIG.yaml --training.max_steps 200 --source.dataset data/a`` reads a YAML
 (or JSON) file with the sections ``model``, ``source``, ``target``, ``training`` and (optional)
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_arguments(sub)
     add_diagnose_arguments(sub)
+    from .fusion_cli import add_fuse_arguments
+
+    add_fuse_arguments(sub)
     return parser
 
 

@@ -43,31 +43,48 @@ def evaluate_saved_model(
     (``domain_adaptation.json`` records it under ``source_domain``/``target_domain``), and so
     should the row filter (``filter_column``/``filter_values``) that picked the domain's rows.
     """
-    from datasets import Value
-    from transformers import AutoProcessor, EvalPrediction
+    from transformers import AutoProcessor
 
     from .artifacts import RunInfo
-    from .data import DomainBatchCollator, DomainDataArguments, build_transform, infer_modality, load_domain
-    from .modalities import ModalityMismatchError
-    from .data.labels import label_names as class_names_of
-    from .metrics import ClassificationMetrics
     from .modeling import DomainAdaptationModel
 
     run_info = RunInfo.read(model_dir)  # before any model is loaded: a wrong folder or wrong data fails at once
-    data = load_domain(DomainDataArguments(
+    data_args = dict(
         dataset=dataset, config=config, revision=revision, data_dir=data_dir, split=split, input_column=input_column,
         label_column=label_column, filter_column=filter_column, filter_values=filter_values, label_names=label_names,
-    ))
+    )
+    raw = load_eval_domain(run_info, model_dir, **data_args)
+    model = DomainAdaptationModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    return evaluate_model(model, raw, processor, run_info, batch_size=batch_size, center_crop=center_crop)
+
+
+def load_eval_domain(run_info: Any, model_dir: str, **data_args: Any) -> Any:
+    """A labelled evaluation domain (``DomainDataArguments`` fields), checked against the model's modality."""
+    from .data import DomainDataArguments, infer_modality, load_domain
+    from .modalities import ModalityMismatchError
+
+    data = load_domain(DomainDataArguments(**data_args))
     data_modality = infer_modality(data)
     if run_info.modality and data_modality != run_info.modality:  # the modality first: then labels mean something
         raise ModalityMismatchError(
-            f"{model_dir} is {_article(run_info.modality)} {run_info.modality} model ({run_info.task}), but {dataset!r} "
-            f"holds {data_modality} data: evaluate it on {run_info.modality} data ({_where(run_info.modality)})."
+            f"{model_dir} is {_article(run_info.modality)} {run_info.modality} model ({run_info.task}), but "
+            f"{data_args.get('dataset')!r} holds {data_modality} data: evaluate it on {run_info.modality} data "
+            f"({_where(run_info.modality)})."
         )
-    model = DomainAdaptationModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    return data
+
+
+def prepare_eval_data(data: Any, processor: Any, run_info: Any, *, center_crop: float | None = None) -> Any:
+    """``data`` with its labels renumbered to the model's ids (by name) and the model's transform attached."""
+    from datasets import Value
+
+    from .data import build_transform, infer_modality
+    from .data.labels import label_names as class_names_of
+
     names = class_names_of(data)
-    model_names = [model.config.id2label[i] for i in sorted(model.config.id2label)]
+    id2label = {int(k): v for k, v in run_info.id2label.items()}
+    model_names = [id2label[i] for i in sorted(id2label)]
     if names and set(names) - set(model_names):
         raise ValueError(
             f"The dataset has labels {sorted(set(names) - set(model_names))} the model does not know ({model_names})."
@@ -75,7 +92,18 @@ def evaluate_saved_model(
     remap = {i: model_names.index(n) for i, n in enumerate(names or [])}
     # Model ids can exceed the dataset's own class count (a dataset with fewer classes than the model).
     data = data.cast_column("label", Value("int64")).map(lambda ex: {"label": remap.get(ex["label"], -1)})
-    data = data.with_transform(build_transform(processor, data_modality, center_crop=center_crop))
+    return data.with_transform(build_transform(processor, infer_modality(data), center_crop=center_crop))
+
+
+def evaluate_model(model: Any, data: Any, processor: Any, run_info: Any, *, batch_size: int = 32,
+                       center_crop: float | None = None) -> dict[str, float]:
+    """Accuracy and macro-F1 of ``model`` (anything returning ``.logits``) on a loaded labelled domain."""
+    from transformers import EvalPrediction
+
+    from .data import DomainBatchCollator
+    from .metrics import ClassificationMetrics
+
+    data = prepare_eval_data(data, processor, run_info, center_crop=center_crop)
     logits, labels = predict(model, data, DomainBatchCollator.for_processor(processor), batch_size)
     metrics = ClassificationMetrics()(EvalPrediction(predictions=logits, label_ids=labels))
     return {"num_examples": int((labels != -100).sum()), **metrics}

@@ -37,10 +37,20 @@ from transformers.utils import ModelOutput
 from . import __version__
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import AlignmentBatch, domain_head_spec
+from .auxiliary import (
+    TaskSpec,
+    build_task_heads,
+    check_tasks_fit,
+    masked_cross_entropy,
+    pop_task_labels,
+    rotation_batch,
+    source_only_labels,
+)
 from .artifacts import (
     ADAPTER_WEIGHTS_NAME,
     DISCRIMINATOR_WEIGHTS_NAME,
     MODEL_CARD_NAME,
+    TASK_HEADS_WEIGHTS_NAME,
     RunInfo,
     base_model_reference,
     installed_versions,
@@ -125,6 +135,8 @@ class DomainAdaptationOutput(ModelOutput):
     domain_accuracy: torch.Tensor | None = None
     alignment_logs: dict[str, torch.Tensor] | None = None
     """Every term's detached values by name (``domain_loss``, ``domain_accuracy``, ``mcc_loss``, ...)."""
+    task_logs: dict[str, torch.Tensor] | None = None
+    """Each weighted auxiliary task's detached loss (``<task>_loss``) and accuracy (``<task>_accuracy``)."""
 
 
 class DomainAdaptationModel(nn.Module):
@@ -145,10 +157,15 @@ class DomainAdaptationModel(nn.Module):
         *,
         run_info: RunInfo,
         objective: AlignmentObjective | None = None,
+        task_heads: nn.ModuleDict | None = None,
     ) -> None:
         super().__init__()
         self.model = peft_model
         self.domain_loss = domain_head
+        self.task_heads = task_heads if task_heads is not None else nn.ModuleDict()
+        self.task_specs = {name: TaskSpec.from_dict(spec) for name, spec in (run_info.tasks or {}).items()}
+        if set(self.task_specs) != set(self.task_heads):
+            raise ValueError(f"The run info's tasks {sorted(self.task_specs)} do not match the heads {sorted(self.task_heads)}.")
         self.classifier_name = classifier_name
         self.run_info = run_info
         self.objective = objective or (
@@ -182,6 +199,7 @@ class DomainAdaptationModel(nn.Module):
         base_model_name_or_path: str | None = None,
         seed: int | None = None,
         num_domains: int = 2,
+        tasks: dict[str, TaskSpec] | None = None,
     ) -> DomainAdaptationModel:
         """Wrap ``backbone`` with LoRA and a fresh domain head for ``objective``.
 
@@ -193,7 +211,9 @@ class DomainAdaptationModel(nn.Module):
         random number generator before LoRA's A matrices and the discriminator are drawn, so two runs with the
         same seed start from the same weights (the Trainer seeds only later, when it is built).
         ``num_domains`` (number of sources + 1) above 2 gives DANN's discriminator one output per domain
-        (multi-source adaptation).
+        (multi-source adaptation). ``tasks`` adds an auxiliary head per task (:mod:`hf_transfer.auxiliary`:
+        another label column, or rotation prediction for images); their loss weights are values of each call
+        (``task_weights=``).
         """
         if seed is not None:
             from transformers import set_seed
@@ -242,6 +262,9 @@ class DomainAdaptationModel(nn.Module):
             **several,
         )
         modality = infer_modality(backbone)
+        tasks = dict(tasks or {})
+        check_tasks_fit(tasks, modality)
+        task_heads = build_task_heads(tasks, feature_dim)
         run_info = RunInfo(
             base_model=base_name,
             modality=modality,
@@ -255,9 +278,10 @@ class DomainAdaptationModel(nn.Module):
             objective=objective.to_dict(),
             hf_transfer_version=__version__,
             framework_versions=installed_versions(),
+            tasks={name: spec.to_dict() for name, spec in tasks.items()} or None,
             **domain_head.to_dict(),
         )
-        model = cls(peft_model, domain_head, classifier_name, run_info=run_info, objective=objective)
+        model = cls(peft_model, domain_head, classifier_name, run_info=run_info, objective=objective, task_heads=task_heads)
         logger.info("hf_transfer: %s", model.trainable_parameters_summary())
         return model
 
@@ -303,7 +327,10 @@ class DomainAdaptationModel(nn.Module):
         else:
             logger.warning("No %s in %s: the domain discriminator starts fresh.", DISCRIMINATOR_WEIGHTS_NAME, path)
         domain_head.discriminator.requires_grad_(is_trainable)
-        model = cls(peft_model, domain_head, run_info.classifier or find_classifier(base_model), run_info=run_info)
+        task_heads = _load_task_heads(path, run_info)
+        task_heads.requires_grad_(is_trainable)
+        model = cls(peft_model, domain_head, run_info.classifier or find_classifier(base_model), run_info=run_info,
+                    task_heads=task_heads)
         return model.train(is_trainable) if is_trainable else model.eval()
 
     def train(self, mode: bool = True) -> DomainAdaptationModel:
@@ -369,6 +396,7 @@ class DomainAdaptationModel(nn.Module):
         *,
         objective: AlignmentObjective | None = None,
         grl_lambda: float = 1.0,
+        task_weights: dict[str, float] | None = None,
         **inputs: Any,
     ) -> DomainAdaptationOutput:
         """One forward pass over a (possibly concatenated source + target) batch.
@@ -377,8 +405,10 @@ class DomainAdaptationModel(nn.Module):
         ``domain_ids`` (several sources) are ``k`` for source ``k`` and ``K`` for the target.
         ``loss = classification_loss + objective(features, logits, ...; grl_lambda)`` when ``domain_labels``
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
-        reversed gradient.
+        reversed gradient. ``task_weights`` (``{task: w}``) add ``Σ w_t L_t`` of the auxiliary tasks
+        (:mod:`hf_transfer.auxiliary`); a label task reads the batch's ``labels__<task>``.
         """
+        task_labels = pop_task_labels(inputs)  # labels__<task> entries never reach the backbone
         backbone_output, captured = self._run_backbone(inputs)
         logits = backbone_output.logits
         features = pool_features(captured) if captured is not None else None
@@ -403,12 +433,62 @@ class DomainAdaptationModel(nn.Module):
             output.domain_loss = alignment.logs.get("domain_loss")
             output.domain_accuracy = alignment.logs.get("domain_accuracy")
             loss = alignment.loss if loss is None else loss + alignment.loss
+        if task_weights:
+            task_loss, output.task_logs = self._task_losses(task_weights, features, task_labels, domain_labels, inputs)
+            loss = task_loss if loss is None else loss + task_loss
         output.loss = loss
         return output
+
+    def _task_losses(
+        self, weights: dict[str, float], features: torch.Tensor | None, task_labels: dict[str, torch.Tensor],
+        domain_labels: torch.Tensor | None, inputs: dict[str, Any],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Σ_t w_t L_t over the weighted auxiliary tasks, and each task's detached loss and accuracy."""
+        unknown = sorted(set(weights) - set(self.task_heads))
+        if unknown:
+            raise ValueError(
+                f"Task weights name {unknown}, which this model has no head for ({sorted(self.task_heads) or 'none'}): "
+                "build it with DomainAdaptationModel.from_backbone(..., tasks={name: TaskSpec(...)})."
+            )
+        if features is None:
+            raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
+        total, logs = None, {}
+        for name, weight in weights.items():
+            if not weight:
+                continue
+            head, spec = self.task_heads[name], self.task_specs[name]
+            if spec.kind == "rotation":
+                # Sun et al. 2019: every image of the batch (source and target) turned by k·90°, k predicted.
+                rotated, targets = rotation_batch(inputs[self.main_input_name])
+                _, captured = self._run_backbone({**inputs, self.main_input_name: rotated})
+                task_logits = head(pool_features(captured).float())
+            else:
+                if name not in task_labels:
+                    raise ValueError(f"Task {name!r} has a weight but the batch has no '{name}' labels (labels__{name}).")
+                targets = source_only_labels(task_labels[name], domain_labels)
+                task_logits = head(features.float())
+            task_loss = masked_cross_entropy(task_logits, targets)
+            with torch.no_grad():
+                counted = targets != -100
+                correct = (task_logits.argmax(-1) == targets) & counted
+                logs[f"{name}_loss"] = task_loss.detach()
+                logs[f"{name}_accuracy"] = correct.sum() / counted.sum().clamp(min=1)
+            total = weight * task_loss if total is None else total + weight * task_loss
+        if total is None:
+            total = features.sum() * 0.0  # every weight 0: an exact 0 that keeps the graph
+        return total, logs
+
+    @torch.no_grad()
+    def task_logits(self, task: str, **inputs: Any) -> torch.Tensor:
+        """The head of ``task`` on the features of ``inputs`` (for a rotation task, pass the turned images)."""
+        inputs = {k: v for k, v in inputs.items() if k not in ("labels", "domain_labels")}
+        pop_task_labels(inputs)
+        return self.task_heads[task](self.extract_features(**inputs).float())
 
     @torch.no_grad()
     def extract_features(self, **inputs: Any) -> torch.Tensor:
         """The pooled features that enter the classifier (what the discriminator sees)."""
+        pop_task_labels(inputs)
         _, captured = self._run_backbone(inputs)
         if captured is None:
             raise RuntimeError("The classifier hook captured no features; is the classifier bypassed?")
@@ -486,6 +566,10 @@ class DomainAdaptationModel(nn.Module):
                 for config, base in zip(configs, recorded):
                     config.base_model_name_or_path = base
             save_file(disc_state, str(scratch / DISCRIMINATOR_WEIGHTS_NAME), metadata={"format": "pt"})
+            task_state = {k[len("task_heads."):]: v.detach().contiguous().cpu() for k, v in state_dict.items()
+                          if k.startswith("task_heads.")}
+            if task_state:
+                save_file(task_state, str(scratch / TASK_HEADS_WEIGHTS_NAME), metadata={"format": "pt"})
             dataclasses.replace(
                 self.run_info, base_model=base_model_reference(self.run_info.base_model, save_directory)
             ).write(scratch)
@@ -500,6 +584,8 @@ class DomainAdaptationModel(nn.Module):
         if unexpected:
             raise RuntimeError(f"Checkpoint {directory} has adapter weights this model lacks: {unexpected[:5]}")
         self.domain_loss.discriminator.load_state_dict(load_file(str(directory / DISCRIMINATOR_WEIGHTS_NAME)))
+        if len(self.task_heads):
+            self.task_heads.load_state_dict(load_file(str(directory / TASK_HEADS_WEIGHTS_NAME)))
 
 
 def _write_card(directory: Path, name: str) -> None:
@@ -513,6 +599,21 @@ def _write_card(directory: Path, name: str) -> None:
         (directory / MODEL_CARD_NAME).unlink(missing_ok=True)
         return
     (directory / MODEL_CARD_NAME).write_text(str(card), encoding="utf-8")
+
+
+def _load_task_heads(path: Path, run_info: RunInfo) -> nn.ModuleDict:
+    """The auxiliary heads the run info names, with their saved weights (their sizes read from the file)."""
+    if not run_info.tasks:
+        return nn.ModuleDict()
+    weights = path / TASK_HEADS_WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path} records auxiliary tasks {sorted(run_info.tasks)} but has no {TASK_HEADS_WEIGHTS_NAME}.")
+    state = load_file(str(weights))
+    specs = {name: TaskSpec.from_dict(spec) for name, spec in run_info.tasks.items()}
+    feature_dim = state[f"{next(iter(specs))}.weight"].shape[1]
+    heads = build_task_heads(specs, feature_dim)
+    heads.load_state_dict(state)
+    return heads
 
 
 def _load_base_model(run_info: RunInfo, *, trust_remote_code: bool = False, **hub_kwargs: Any) -> PreTrainedModel:

@@ -144,7 +144,7 @@ def _domain_description(args: DomainDataArguments) -> dict[str, Any]:
 
 def domain_transforms(
     processor: Processor, modality: str, model_args: ModelArguments, source_args: DomainDataArguments,
-    target_args: DomainDataArguments,
+    target_args: DomainDataArguments, task_classes: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """``Dataset.with_transform`` callables for ``source``, ``target``, ``eval_source`` and ``eval_target``.
 
@@ -172,20 +172,32 @@ def domain_transforms(
             skip_bad_examples=model_args.skip_bad_examples,
             augment=augment if name == "source" else None,
             center_crop=domain_args[name.removeprefix("eval_")].center_crop,
+            task_classes=task_classes,
         )
         for name in ("source", "target", "eval_source", "eval_target")
     }
 
 
-def _load_split(args: DomainDataArguments, split: str | None, seed: int):
-    return load_domain(args, split=split, seed=seed) if split else None
+def _load_split(args: DomainDataArguments, split: str | None, seed: int, task_columns: list[str]):
+    return load_domain(args, split=split, seed=seed, task_columns=task_columns) if split else None
 
 
-def _training_split(args: DomainDataArguments, seed: int):
+def _task_classes(source: Any, task_columns: list[str]) -> dict[str, list[str]]:
+    """Each auxiliary label column's classes: the source's values, sorted (the target's are matched by name)."""
+    classes = {}
+    for column in task_columns:
+        names = sorted({v for v in source[f"task__{column}"] if v is not None})
+        if len(names) < 2:
+            raise ValueError(f"The source's task column {column!r} has {len(names)} class(es) {names}; a task needs two.")
+        classes[column] = names
+    return classes
+
+
+def _training_split(args: DomainDataArguments, seed: int, task_columns: list[str] = (), require_task_columns=False):
     """A domain's training split; ``examples_per_class`` keeps K per class (the few-shot draw, same seed)."""
     from .data.few_shot import stratified_indices
 
-    dataset = load_domain(args, seed=seed)
+    dataset = load_domain(args, seed=seed, task_columns=task_columns, require_task_columns=require_task_columns)
     if args.examples_per_class:
         keep = stratified_indices(dataset.with_format(None)["label"], args.examples_per_class, seed=seed,
                                   name=f"{args.dataset!r} (examples_per_class)")
@@ -264,9 +276,10 @@ def run_training(
     training_args.resume_from_checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     seed = training_args.seed
     set_seed(seed)  # before anything random is built: a random_init backbone, LoRA's A matrices, the discriminator
+    task_columns = [name for name in training_args.task_weights if name != "rotation"]  # further label columns
     all_source_args = source_list(source_args)
-    sources = [_training_split(args, seed) for args in all_source_args]
-    target = _training_split(target_args, seed)
+    sources = [_training_split(args, seed, task_columns, require_task_columns=True) for args in all_source_args]
+    target = _training_split(target_args, seed, task_columns)
     modality = infer_modality(sources[0])
     for name, dataset in (*((f"source {k + 1}", d) for k, d in enumerate(sources[1:], start=1)), ("target", target)):
         if infer_modality(dataset) != modality:
@@ -288,7 +301,7 @@ def run_training(
     evals = {}
     source_names = source_split_names(len(sources))
     for domain, args in (*zip(source_names, all_source_args), ("target", target_args)):
-        split = _load_split(args, args.eval_split, seed)
+        split = _load_split(args, args.eval_split, seed, task_columns)
         if split is not None:
             # Label ids follow the training source's classes; an eval split may lack a class (it is only scored on
             # what it has) and, with allow_extra_target_labels, hold extra ones (unlabelled, left out of metrics).
@@ -305,6 +318,11 @@ def run_training(
     order = dict.fromkeys(["source", *source_names, "target"])  # the pooled sources, each source, the target
     evals = {name: evals[name] for name in order if name in evals}
 
+    from .auxiliary import check_tasks_fit, tasks_for
+
+    task_classes = _task_classes(source, task_columns)
+    tasks = tasks_for(training_args.task_weights, task_classes)
+    check_tasks_fit(tasks, modality)  # before the backbone loads: rotation is for images only
     backbone = load_backbone(
         model_args.model_name_or_path,
         label_names=names,
@@ -315,7 +333,7 @@ def run_training(
         image_size=model_args.image_size,
     )
     check_modality(backbone.processor, modality, backbone=model_args.model_name_or_path)
-    per_source = [domain_transforms(backbone.processor, modality, model_args, args, target_args)
+    per_source = [domain_transforms(backbone.processor, modality, model_args, args, target_args, task_classes)
                   for args in all_source_args]
     transforms = per_source[0]
     datasets = {"source": source, "target": target, **{f"eval_{k}": v for k, v in evals.items()}}
@@ -339,10 +357,13 @@ def run_training(
         announce(1, stages, f"source pretraining ({pretraining_args.epochs:g} epochs on {len(source)} source examples)")
         stage = dict(ready)
         augmentation = pretraining_args.image_augmentation
-        if augmentation is not None and augmentation != model_args.image_augmentation:
-            stage_model_args = replace(model_args, image_augmentation=augmentation)
-            stage_transform = domain_transforms(backbone.processor, modality, stage_model_args, source_args, target_args)
+        if (augmentation is not None and augmentation != model_args.image_augmentation) or task_classes:
+            stage_model_args = replace(model_args, image_augmentation=augmentation or model_args.image_augmentation)
+            # no task labels here: the plain backbone of this stage has no auxiliary heads
+            stage_transform = domain_transforms(backbone.processor, modality, stage_model_args, all_source_args[0], target_args)
             stage["source"] = ready["source"].with_transform(stage_transform["source"])  # replaces the transform
+            if "eval_source" in ready:
+                stage["eval_source"] = ready["eval_source"].with_transform(stage_transform["eval_source"])
         base_dir = _pretrain_backbone(backbone, stage, pretraining_args, training_args)
         backbone = load_backbone(base_dir, label_names=names, modality=modality, image_size=model_args.image_size)
         base_model_name_or_path = str(base_dir)
@@ -362,6 +383,7 @@ def run_training(
         objective=AlignmentObjective.from_arguments(training_args),
         seed=seed,
         num_domains=len(sources) + 1 if several and not training_args.pool_sources else 2,
+        tasks=tasks,
     )
     model.run_info.source_domain = _domain_description(all_source_args[0])
     if several:

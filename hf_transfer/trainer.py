@@ -181,6 +181,13 @@ class DomainAdaptationTrainer(Trainer):
             )
         _check_domain_count(model, train_dataset, self.objective)
         _warn_if_collapse_pays(model.config.num_labels, self.objective, args)
+        self.task_weights = {name: w for name, w in args.task_weights.items() if w}
+        missing = sorted(set(self.task_weights) - set(model.task_heads))
+        if missing:
+            raise ValueError(
+                f"task_loss_weights names {missing} but the model has no head for them ({sorted(model.task_heads) or 'none'}): "
+                "build it with DomainAdaptationModel.from_backbone(..., tasks=hf_transfer.auxiliary.tasks_for(...))."
+            )
         callbacks = list(callbacks or [])
         if isinstance(train_dataset, SourceTargetDataset):
             callbacks.append(_TargetCycleCallback(train_dataset))
@@ -265,6 +272,7 @@ class DomainAdaptationTrainer(Trainer):
                 "target_ratio": args.target_ratio,
                 "num_target_labels": args.num_target_labels,
                 "seed": args.seed,
+                **({"task_loss_weights": self.task_weights} if self.task_weights else {}),
         }
         pairs = self.train_dataset
         if isinstance(pairs, SourceTargetDataset) and pairs.few_shot:
@@ -310,12 +318,14 @@ class DomainAdaptationTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         grl_lambda = self.current_lambda() if model.training else 1.0
-        outputs = model(**inputs, objective=self.objective, grl_lambda=grl_lambda)
+        task_weights = self.task_weights if model.training else None  # auxiliary tasks train; evaluation scores them
+        outputs = model(**inputs, objective=self.objective, grl_lambda=grl_lambda, task_weights=task_weights)
         loss = outputs.loss
         if loss is None:
             raise ValueError("The batch has no labels: training and evaluation need a 'labels' column.")
         if model.training and outputs.alignment_logs is not None:
-            values = {"classification_loss": outputs.classification_loss.detach(), **outputs.alignment_logs}
+            values = {"classification_loss": outputs.classification_loss.detach(), **outputs.alignment_logs,
+                      **(outputs.task_logs or {})}
             for key, value in values.items():
                 value = value.float()
                 self._alignment_sums[key] = self._alignment_sums[key] + value if key in self._alignment_sums else value
@@ -549,11 +559,55 @@ class DomainAdaptationTrainer(Trainer):
                 metrics.update(self.evaluate(name, ignore_keys, f"{metric_key_prefix}_{name}"))
             return metrics
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        metrics.update(self._task_metrics(eval_dataset, metric_key_prefix))
         # Kept with the model so save_model() writes them into domain_adaptation.json (and the card).
         model = self.accelerator.unwrap_model(self.model)
         model.run_info.metrics.update(
             {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second"))}
         )
+        return metrics
+
+    @torch.no_grad()
+    def _task_metrics(self, eval_dataset: Any, prefix: str) -> dict[str, float]:
+        """Each auxiliary task's accuracy on one evaluation split: ``<prefix>_<task>_accuracy``.
+
+        A label task counts the rows that carry its labels; rotation needs none, so it is scored on every domain,
+        the target included: each image turned by 0°, 90°, 180° and 270°.
+        """
+        from .auxiliary import NUM_ROTATIONS, pop_task_labels, rotate_images
+
+        model = self.accelerator.unwrap_model(self.model)
+        if not len(model.task_heads) or (eval_dataset is None and isinstance(self.eval_dataset, dict)):
+            return {}  # a dict of splits: each split's own evaluate call scored it
+        counts = {name: torch.zeros(2, device=self.args.device) for name in model.task_heads}
+        was_training = model.training
+        model.eval()
+        for batch in self.get_eval_dataloader(eval_dataset):
+            batch = self._prepare_inputs(batch)
+            batch.pop("labels", None)
+            batch.pop("domain_labels", None)
+            task_labels = pop_task_labels(batch)
+            features = None
+            for name, spec in model.task_specs.items():
+                if spec.kind == "rotation":
+                    images = batch[model.main_input_name]
+                    for k in range(NUM_ROTATIONS):
+                        turned = rotate_images(images, torch.full((len(images),), k))
+                        logits = model.task_heads[name](model.extract_features(**{**batch, model.main_input_name: turned}).float())
+                        counts[name] += torch.stack([(logits.argmax(-1) == k).sum().float(),
+                                                     torch.tensor(float(len(images)), device=logits.device)])
+                elif name in task_labels:
+                    features = features if features is not None else model.extract_features(**batch).float()
+                    labels = task_labels[name]
+                    counted = labels != -100
+                    correct = ((model.task_heads[name](features).argmax(-1) == labels) & counted).sum().float()
+                    counts[name] += torch.stack([correct, counted.sum().float()])
+        model.train(was_training)
+        metrics = {}
+        for name, count in counts.items():
+            correct, total = self.accelerator.reduce(count, reduction="sum").tolist()
+            if total:
+                metrics[f"{prefix}_{name}_accuracy"] = correct / total
         return metrics
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,

@@ -119,6 +119,15 @@ class DomainAdaptationArguments(TrainingArguments):
             "features it judges gives the backbone a useful adversarial signal (Ganin et al. train it at 10×)."
         },
     )
+    task_loss_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Auxiliary tasks on the shared adapted features, 'name=weight,...': 'rotation=0.1' adds rotation "
+            "prediction (images only; Sun et al. 2019) on source and target images, no labels needed; any other name "
+            "is a further label column of the labelled source with its own head (in the Python API, each example's "
+            "'labels__<name>'). Each task is evaluated per domain (eval_<domain>_<name>_accuracy)."
+        },
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
@@ -216,8 +225,18 @@ class DomainAdaptationArguments(TrainingArguments):
         self._validator_for_best_model()
         if self.dataloader_pin_memory and not _has_accelerator():
             self.dataloader_pin_memory = False  # pinned memory only helps host-to-GPU copies
+        weights = self.task_weights  # a malformed value fails here, before any model is built
+        if any(w < 0 for w in weights.values()):
+            raise ValueError(f"task_loss_weights must be >= 0, got {weights}.")
         AlignmentObjective.from_arguments(self)  # every setting checked before any model is built
         super().__post_init__()
+
+    @property
+    def task_weights(self) -> dict[str, float]:
+        """``task_loss_weights`` parsed: ``{"rotation": 0.1, ...}``."""
+        from .auxiliary import parse_task_weights
+
+        return parse_task_weights(self.task_loss_weights)
 
     def _validator_for_best_model(self) -> None:
         """``metric_for_best_model: eval_target_snd`` works as is: the validator is computed, its direction used."""

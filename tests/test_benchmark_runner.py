@@ -55,6 +55,9 @@ def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runn
     assert speed == {"--training.method": "dann", "--model.audio_augmentation": "speed"}
     baselines = dict(runner.COMPARISONS)  # each augmented method is compared with the same augmentation
     assert baselines["dann_speed"] == "source_only_speed" and baselines["cdan_stain"] == "source_only_stain"
+    rotation = dict(zip(*[iter(runner.method_overrides("dann_rotation", target))] * 2))
+    assert rotation == {"--training.method": "dann", "--training.task_loss_weights": "rotation=1.0"}
+    assert baselines["dann_rotation"] == "dann" and baselines["source_only_rotation"] == "source_only"
 
 
 def test_summary_is_mean_and_population_std_over_seeds(runner):

@@ -50,6 +50,8 @@ DDP_TESTED = "a 2-process launch; tests/test_distributed.py runs it (CONFIG is a
 NETWORK = "needs the network (a Hub-scale backbone and Hub datasets); tests/test_recipes.py runs it against the Hub double"
 RUNNER = ("the benchmark runner, the same line as recipes/digits/README.md's for another recipe (run there, slow); "
           "each recipe's own training command runs in its README's test")
+ROTATION = ("the benchmark runner on real data with the rotation task (slow, run by hand); the runner itself runs in the "
+            "digits README's test and the rotation task in tests/test_auxiliary.py")
 NOT_RUN_HERE = {
     "pip install -e .": "installs the package (network, and it changes the environment)",
     'pip install -e ".[test]"': "installs packages (network)",
@@ -68,6 +70,12 @@ NOT_RUN_HERE = {
     "--split validation --filter-column label --filter-values zero one two three four five six seven eight nine":
         NETWORK + " (and the output of the hub.yaml run)",
     "python benchmarks/run_recipe.py speech --data-root ../shared/data": RUNNER,
+    "python benchmarks/run_recipe.py digits --data-root ../shared/data --methods source_only_rotation dann_rotation "
+    "--append": ROTATION,
+    "python benchmarks/run_recipe.py medical --data-root ../shared/data --methods source_only_rotation dann_rotation "
+    "--append": ROTATION,
+    "python benchmarks/fusion_benchmark.py --data-root ../shared/data": "the fusion benchmark: two speech adapters per "
+    "seed on real data (slow, run by hand); hf-transfer fuse and the fusion API it calls run in tests/test_fusion.py",
     "python benchmarks/run_recipe.py finance --data-root ../shared/data": RUNNER,
     "python benchmarks/run_recipe.py medical --data-root ../shared/data": RUNNER,
     "torchrun --nproc_per_node 4 -m hf_transfer train recipes/medical/blood_cells_gpu.yaml --training.bf16 true": GPUS,
@@ -245,7 +253,14 @@ def test_readme_commands_run(hub, tmp_path, monkeypatch):
     def small_grid():  # the README's grid.yaml has 18 candidates; two show the same command
         (clone.root / "grid.yaml").write_text("training:\n  method: [source_only, dann]\n")
 
+    def two_adapters():  # the fusion section's placeholders: two adapters on one base, and a third domain's folder
+        for name in ("adapter_b", "adapter_c"):
+            shutil.copytree(clone.root / "outputs" / "image_folder", clone.root / "out" / name,
+                            ignore=shutil.ignore_patterns("checkpoint-*"))
+        _image_tree(clone.root / "data" / "hospital_c_test", ["normal", "tumor"], 2, 120)
+
     before = {
+        "hf-transfer fuse out/adapter_b out/adapter_c --output-dir out/fused": two_adapters,
         "hf-transfer evaluate out/adapter path/to/target_test_folder": adapter_and_test_folder,
         "hf-transfer sweep recipes/examples/image_folder.yaml --grid grid.yaml": small_grid,
         "hf-transfer diagnose --model out/adapter --source data/a --target data/b": lambda: [

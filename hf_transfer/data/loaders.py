@@ -21,7 +21,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import datasets
 from datasets import Audio, ClassLabel, Dataset, Image, Value
@@ -49,8 +49,14 @@ def load_domain(
     split: str | None = None,
     modality: str | None = None,
     seed: int = 0,
+    task_columns: Sequence[str] = (),
+    require_task_columns: bool = False,
 ) -> Dataset:
     """Load the domain described by ``args`` as a ``Dataset`` with columns ``input``, ``label``.
+
+    ``task_columns`` (further label columns of auxiliary tasks, :mod:`hf_transfer.auxiliary`) are kept as text in
+    ``task__<column>`` (``None`` where missing); a domain without one gets ``None`` throughout, unless
+    ``require_task_columns`` (the labelled source), which makes it an error.
 
     ``split`` overrides ``args.split`` (pass ``args.eval_split`` for evaluation
     data).  ``modality`` (``"image"``/``"audio"``/``"text"``), when given, is
@@ -89,6 +95,8 @@ def load_domain(
                     label_rows=label_rows)
     if args.label_names:
         ds = rename_classes(ds, args.label_names, args.dataset)
+    for column in task_columns:
+        ds = ds.add_column(f"task__{column}", _task_values(raw, column, args.dataset, require_task_columns))
     if keep_rows is not None and len(keep_rows) < len(ds):
         # Selected after the label column is added: an index over the loaded rows, so a large Hub
         # dataset is not rewritten to the cache (add_column would flatten an index first).
@@ -103,6 +111,22 @@ def load_domain(
     if args.max_examples is not None and args.max_examples < len(ds):
         ds = ds.shuffle(seed=seed).select(range(args.max_examples)).flatten_indices()
     return ds
+
+
+def _task_values(raw: Dataset, column: str, name: str, required: bool) -> list[str | None]:
+    """An auxiliary task's labels as text (class names for a ClassLabel column; ``None`` = unlabelled)."""
+    if column not in raw.column_names:
+        if required:
+            raise ValueError(
+                f"training.task_loss_weights names the task {column!r}, a label column, but {name!r} has no column "
+                f"{column!r} (columns: {raw.column_names}): name an existing column, or 'rotation' for images."
+            )
+        return [None] * len(raw)
+    feature = raw.features[column]
+    values = list(raw[column])
+    if isinstance(feature, ClassLabel):
+        return [None if v is None or int(v) < 0 else feature.names[int(v)] for v in values]
+    return [None if v is None else str(v) for v in values]
 
 
 def domain_name(args: DomainDataArguments) -> str:

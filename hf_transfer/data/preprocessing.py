@@ -132,6 +132,7 @@ class DomainTransform:
     skip_bad_examples: bool = False
     augment: Callable[[Any], Any] | None = None  # applied to each decoded image/waveform (training data)
     crop: Callable[[Any], Any] | None = None  # images only: applied after decoding, before augment (all splits)
+    task_classes: dict[str, list[str]] | None = None  # auxiliary label tasks: column -> class names (id order)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
         inputs = list(batch["input"])
@@ -159,6 +160,11 @@ class DomainTransform:
             labels = [labels[i] for i in keep]
         out = dict(self._encode(decoded)) if decoded else {}
         out["labels"] = labels
+        for column, names in (self.task_classes or {}).items():
+            ids = {name: i for i, name in enumerate(names)}
+            values = list(batch.get(f"task__{column}") or [None] * len(inputs))
+            task = [ids.get(v, -100) if v is not None else -100 for v in values]
+            out[f"labels__{column}"] = [task[i] for i in keep] if bad else task
         return out
 
     def _decode(self, value: Any) -> Any:
@@ -218,6 +224,7 @@ def build_transform(
     skip_bad_examples: bool = False,
     augment: Callable[[Any], Any] | None = None,
     center_crop: float | None = None,
+    task_classes: dict[str, list[str]] | None = None,
 ) -> Callable[[dict[str, list[Any]]], dict[str, Any]]:
     """Build the ``Dataset.with_transform`` function for one domain.
 
@@ -235,7 +242,8 @@ def build_transform(
     :class:`~hf_transfer.data.audio_augmentation.AudioAugmentation` for audio) transforms each
     decoded PIL image or waveform; use it for training data only. ``center_crop`` (images
     only, :class:`~hf_transfer.data.image.CenterCrop`) keeps the central fraction of each image
-    first; use it for every split of a domain.
+    first; use it for every split of a domain. ``task_classes`` (column → class names) adds ``labels__<column>``
+    for each auxiliary label task (from the ``task__<column>`` columns :func:`load_domain` keeps; -100 = none).
     """
     check_modality(processor, modality)
     expected = getattr(augment, "modality", modality)
@@ -250,7 +258,8 @@ def build_transform(
         raise ValueError(f"center_crop is for images; this domain is {modality}. Remove it from the domain's arguments.")
     crop = CenterCrop(center_crop) if center_crop is not None else None
     return DomainTransform(
-        processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples, augment, crop
+        processor, modality, max_length, max_duration_s, sampling_rate, skip_bad_examples, augment, crop,
+        task_classes=dict(task_classes) if task_classes else None,
     )
 
 

@@ -34,6 +34,7 @@ from ..artifacts import (
     MODEL_CARD_NAME,
     PROCESSOR_FILES,
     RUN_INFO_NAME,
+    TASK_HEADS_WEIGHTS_NAME,
     resolve_base_model,
 )
 from ..card_sections import picture_files
@@ -185,6 +186,8 @@ def prepare_push_operations(
     ops += [CommitOperationAdd(name, (directory / name).read_bytes()) for name in info["pictures"].values()]
     if include_discriminator and (directory / DISCRIMINATOR_WEIGHTS_NAME).is_file():
         ops.append(CommitOperationAdd(DISCRIMINATOR_WEIGHTS_NAME, (directory / DISCRIMINATOR_WEIGHTS_NAME).read_bytes()))
+    if (directory / TASK_HEADS_WEIGHTS_NAME).is_file():  # auxiliary heads: part of the model, like the classifier
+        ops.append(CommitOperationAdd(TASK_HEADS_WEIGHTS_NAME, (directory / TASK_HEADS_WEIGHTS_NAME).read_bytes()))
     if (directory / RUN_INFO_NAME).is_file():
         run_info = _read_json(directory / RUN_INFO_NAME)
         run_info["base_model"] = base_id
