@@ -102,6 +102,9 @@ class RunInfo:
     """Pictures saved next to the adapter: what they show -> file name, relative to the folder (uploaded with it)."""
     selection: dict[str, Any] | None = None
     """How a sweep chose this adapter among candidates, without target labels (:func:`hf_transfer.sweep.run_sweep`)."""
+    source_free: dict[str, Any] | None = None
+    """A source-free adaptation (:mod:`hf_transfer.source_free`): the model it started from (``adapted_from``, a Hub
+    id or ``None`` for a local folder), that model's ``kind`` and what the method ``updates``. No source data was used."""
     license: str | None = None
     hf_transfer_version: str | None = None
     framework_versions: dict[str, str] = field(default_factory=dict)

@@ -125,6 +125,8 @@ class DomainAdaptationOutput(ModelOutput):
     domain_accuracy: torch.Tensor | None = None
     alignment_logs: dict[str, torch.Tensor] | None = None
     """Every term's detached values by name (``domain_loss``, ``domain_accuracy``, ``mcc_loss``, ...)."""
+    features: torch.Tensor | None = None
+    """The pooled features that entered the classifier, in the graph; only with ``output_features=True``."""
 
 
 class DomainAdaptationModel(nn.Module):
@@ -354,6 +356,7 @@ class DomainAdaptationModel(nn.Module):
         *,
         objective: AlignmentObjective | None = None,
         grl_lambda: float = 1.0,
+        output_features: bool = False,
         **inputs: Any,
     ) -> DomainAdaptationOutput:
         """One forward pass over a (possibly concatenated source + target) batch.
@@ -361,13 +364,14 @@ class DomainAdaptationModel(nn.Module):
         ``labels`` use ``-100`` for unlabelled examples; ``domain_labels`` are 0 (source) / 1 (target).
         ``loss = classification_loss + objective(features, logits, ...; grl_lambda)`` when ``domain_labels``
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
-        reversed gradient.
+        reversed gradient. ``output_features=True`` returns the pooled features too (the source-free trainer's
+        losses read them).
         """
         backbone_output, captured = self._run_backbone(inputs)
         logits = backbone_output.logits
         features = pool_features(captured) if captured is not None else None
 
-        output = DomainAdaptationOutput(logits=logits)
+        output = DomainAdaptationOutput(logits=logits, features=features if output_features else None)
         loss = None
         if labels is not None:
             # The mean over labelled rows, without a host read (no `if labelled.any()`, no boolean indexing):
