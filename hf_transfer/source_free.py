@@ -267,7 +267,7 @@ def wrap_for_method(
     LoRA configuration and weights (head included) are the starting point; the ``lora_*`` values apply to a plain
     checkpoint.
     """
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     from . import __version__
@@ -280,6 +280,9 @@ def wrap_for_method(
 
     spec = _source_free_method(method)
     settings = settings if settings is not None else spec.settings_class()
+    if hasattr(source.model, "peft_config"):
+        raise ValueError(f"{source.name} was wrapped for adaptation already (LoRA goes into the model in place): "
+                         "load it again with load_source_model for another run.")
     if seed is not None:
         from transformers import set_seed
 
@@ -304,7 +307,9 @@ def wrap_for_method(
         peft_model = get_peft_model(backbone, config)
     peft_model.peft_config["default"].base_model_name_or_path = source.base_model
     if source.adapter_config is not None:
-        result = set_peft_model_state_dict(peft_model, load_file(str(source.folder / ADAPTER_WEIGHTS_NAME)))
+        # the norm layers TENT/SAR add to modules_to_save start from the base's values (the given adapter has none)
+        state = {**get_peft_model_state_dict(peft_model), **load_file(str(source.folder / ADAPTER_WEIGHTS_NAME))}
+        result = set_peft_model_state_dict(peft_model, state)
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"{source.name}'s adapter weights do not fit its base model: {result.unexpected_keys[:4]}.")
     _set_trainable(peft_model, spec.source_free.updates, norms)
