@@ -22,6 +22,7 @@ written into the folder the model was read from (a Hub download's cache folder i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -669,6 +670,10 @@ def adapt(
     if args.method != method and method != "shot":
         raise ValueError(f"method={method!r} but args.method={args.method!r}; give one.")
     _source_free_method(args.method)
+    if args.push_to_hub:  # pushed once, after saving, by hf_transfer's push (not the Trainer's upload of the folder)
+        push_to_hub = push_to_hub or args.hub_model_id
+        hub_private = hub_private or bool(args.hub_private_repo)
+        args = dataclasses.replace(args, push_to_hub=False)
     source = model if isinstance(model, SourceModel) else load_source_model(model, trust_remote_code=trust_remote_code)
     check_output_dir(args.output_dir, source)
     adapted = wrap_for_method(
@@ -731,9 +736,7 @@ def run_source_free(model_args: Any, target_args: Any, training_args: DomainAdap
     description = _domain_description(target_args)
     result = adapt(source, ready["target"], method=training_args.method, args=training_args,
                    eval_datasets={"target": ready["eval_target"]} if "eval_target" in ready else None,
-                   target_description=description,
-                   push_to_hub=training_args.hub_model_id if training_args.push_to_hub else None,
-                   hub_private=bool(training_args.hub_private_repo))
+                   target_description=description)
     return result.metrics
 
 

@@ -265,3 +265,33 @@ def test_adapts_a_hub_model_with_no_source_data_pushes_and_reloads_in_a_fresh_pr
     assert file_hashes(cache) == cached  # nothing was written into the downloaded model's folder
     pushed = json.loads(open(api.hf_hub_download(out_repo, "domain_adaptation.json")).read())
     assert pushed["source_free"]["adapted_from"] == base_repo and pushed["source_domain"] == {}
+
+
+# ----------------------------------------------------------------------------- the command and the config form
+def test_adapt_command_and_a_config_without_source_section(tiny_setup, capsys):
+    import yaml
+
+    from hf_transfer.cli import main
+
+    root, _ = tiny_setup
+    fast = ["--training.max_steps", "2", "--training.per_device_train_batch_size", "4", "--training.report_to", "none",
+            "--training.use_cpu", "true", "--training.disable_tqdm", "true", "--training.save_strategy", "no"]
+    code = main(["adapt", str(root / "vit"), "--target", str(root / "target"), "--method", "tent",
+                 "--output-dir", str(root / "adapted"), "--target.eval_split", "train", *fast])
+    assert code == 0
+    out = capsys.readouterr().out  # the Trainer's log lines, then the metrics as indented JSON
+    metrics = json.loads(out[out.rindex('{\n  "'):out.index("Adapted model saved")])
+    assert set(metrics) >= {"eval_target_accuracy", "eval_target_balanced_accuracy"}
+    info = json.loads((root / "adapted" / "domain_adaptation.json").read_text())
+    assert info["method"] == "tent" and info["target_domain"]["description"] is None
+    config = {"model": {"model_name_or_path": str(root / "vit")},
+              "target": {"dataset": str(root / "target"), "eval_split": None, "description": "brighter squares"},
+              "training": {"output_dir": str(root / "from-config"), "method": "shot"}}
+    (root / "sf.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(root / "sf.yaml"), *fast]) == 0
+    info = json.loads((root / "from-config" / "domain_adaptation.json").read_text())
+    assert info["method"] == "shot" and info["target_domain"]["description"] == "brighter squares"
+    config["training"] = {"output_dir": str(root / "dann"), "method": "dann"}
+    (root / "dann.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(root / "dann.yaml"), *fast]) == 2
+    assert "method 'dann' trains on labelled source data" in capsys.readouterr().err
