@@ -696,32 +696,26 @@ def adapt(
     return SourceFreeResult(adapted, trainer, metrics, args.output_dir, commit_url)
 
 
-def run_source_free(model_args: Any, target_args: Any, training_args: DomainAdaptationArguments) -> dict[str, float]:
-    """The config/CLI job (``hf-transfer adapt``, or ``hf-transfer train`` with no source section): load the model
-    and the target data, adapt, evaluate on ``target.eval_split`` if set, save (and push with ``push_to_hub``)."""
+def load_target_splits(model_args: Any, target_args: Any, source: SourceModel, *, seed: int = 0) -> dict[str, Any]:
+    """The target's training split (``target``) and, with ``eval_split``, its labelled test split (``eval_target``),
+    as model inputs for ``source``'s processor; labels are matched to the model's classes by name."""
     from datasets import ClassLabel, Dataset, Features
 
-    from .data import align_labels, load_domain, scan_domain
-    from .data import infer_modality
-    from .pipeline import _domain_description, domain_transforms
+    from .data import align_labels, infer_modality, load_domain, parse_label_mapping, scan_domain
+    from .pipeline import domain_transforms
 
-    _source_free_method(training_args.method)
-    seed = training_args.seed
-    target = load_domain(target_args, seed=seed)
-    modality = infer_modality(target)
-    source = load_source_model(model_args.model_name_or_path, modality=modality, revision=model_args.revision,
-                               trust_remote_code=model_args.trust_remote_code)
-    check_output_dir(training_args.output_dir, source)
-    # The model's classes stand in for the source's: the target's labels (evaluation only) are matched by name.
-    classes = Dataset.from_dict({"label": []}, features=Features({"label": ClassLabel(names=source.label_names)}))
-    mapping = None
-    if model_args.label_mapping:
-        from .data import parse_label_mapping
+    splits = {"target": load_domain(target_args, seed=seed)}
+    modality = infer_modality(splits["target"])
+    if modality != source.modality:
+        from .modalities import ModalityMismatchError
 
-        mapping = parse_label_mapping(model_args.label_mapping)
-    splits = {"target": target}
+        raise ModalityMismatchError(f"{source.name} is a model for {source.modality} but the target data is {modality}: "
+                                    f"adapt it with {source.modality} target data, or pick a model for {modality}.")
     if target_args.eval_split:
         splits["eval_target"] = load_domain(target_args, split=target_args.eval_split, seed=seed)
+    # The model's classes stand in for the source's: the target's labels (evaluation only) are matched by name.
+    classes = Dataset.from_dict({"label": []}, features=Features({"label": ClassLabel(names=source.label_names)}))
+    mapping = parse_label_mapping(model_args.label_mapping) if model_args.label_mapping else None
     transforms = domain_transforms(source.processor, modality, model_args, target_args, target_args)
     ready = {}
     for name, dataset in splits.items():
@@ -733,10 +727,22 @@ def run_source_free(model_args: Any, target_args: Any, training_args: DomainAdap
             if report.num_bad:
                 logger.warning("%s: %s", name, report.summary())
         ready[name] = dataset.with_transform(transforms[name])
-    description = _domain_description(target_args)
+    return ready
+
+
+def run_source_free(model_args: Any, target_args: Any, training_args: DomainAdaptationArguments) -> dict[str, float]:
+    """The config/CLI job (``hf-transfer adapt``, or ``hf-transfer train`` with no source section): load the model
+    and the target data, adapt, evaluate on ``target.eval_split`` if set, save (and push with ``push_to_hub``)."""
+    from .pipeline import _domain_description
+
+    _source_free_method(training_args.method)
+    source = load_source_model(model_args.model_name_or_path, revision=model_args.revision,
+                               trust_remote_code=model_args.trust_remote_code)
+    check_output_dir(training_args.output_dir, source)
+    ready = load_target_splits(model_args, target_args, source, seed=training_args.seed)
     result = adapt(source, ready["target"], method=training_args.method, args=training_args,
                    eval_datasets={"target": ready["eval_target"]} if "eval_target" in ready else None,
-                   target_description=description)
+                   target_description=_domain_description(target_args))
     return result.metrics
 
 
@@ -841,6 +847,7 @@ __all__ = [
     "adapt",
     "check_output_dir",
     "load_source_model",
+    "load_target_splits",
     "normalisation_modules",
     "run_source_free",
     "wrap_for_method",

@@ -22,6 +22,7 @@ from hf_transfer.source_free import (
     TestTimeAdapter,
     adapt,
     load_source_model,
+    load_target_splits,
     normalisation_modules,
     wrap_for_method,
 )
@@ -172,6 +173,17 @@ def test_source_methods_and_unsafe_output_folders_are_refused(checkpoint, tmp_pa
     with pytest.raises(ValueError, match="adapting never writes there"):
         adapt(checkpoint, make_domain(4), method="tent", output_dir=str(checkpoint / "adapted"))
     assert file_hashes(checkpoint) == before
+
+
+def test_a_target_of_another_modality_is_refused_before_training(checkpoint, tmp_path):
+    from hf_transfer.modalities import ModalityMismatchError
+    from hf_transfer.pipeline import ModelArguments, TargetDataArguments
+
+    (tmp_path / "notes.csv").write_text("text,label\nthe quarter went well,a\nlosses widened,b\n")
+    with pytest.raises(ModalityMismatchError, match="is a model for image but the target data is text"):
+        load_target_splits(ModelArguments(model_name_or_path=str(checkpoint)),
+                           TargetDataArguments(dataset=str(tmp_path / "notes.csv"), eval_split=None),
+                           load_source_model(checkpoint))
 
 
 def _dummy(checkpoint):
