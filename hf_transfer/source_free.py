@@ -719,6 +719,10 @@ def load_target_splits(model_args: Any, target_args: Any, source: SourceModel, *
     transforms = domain_transforms(source.processor, modality, model_args, target_args, target_args)
     ready = {}
     for name, dataset in splits.items():
+        if name == "target" and "label" in dataset.column_names:  # never trained on, so never matched to the model
+            logger.warning("The target's training split has labels but source-free methods are unsupervised: they are "
+                           "dropped (only target.eval_split is scored with its labels).")
+            dataset = dataset.remove_columns("label")
         if "label" in dataset.column_names:
             _, dataset, _ = align_labels(classes, dataset, label_mapping=mapping, allow_missing_target_labels=True,
                                          allow_extra_target_labels=model_args.allow_extra_target_labels)
