@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 KINDS = ("transformers", "peft", "hf_transfer")
 """What :func:`load_source_model` accepts: a fine-tuned checkpoint, a peft adapter, an hf_transfer adapter."""
 NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
+IGNORE_INDEX = -100
 
 
 # ----------------------------------------------------------------------------- the starting model
@@ -343,7 +344,9 @@ def wrap_for_method(
         hf_transfer_version=__version__, framework_versions=installed_versions(), **domain_head.to_dict(),
     )
     model = DomainAdaptationModel(peft_model, domain_head, classifier, run_info=run_info, objective=objective)
-    logger.info("hf_transfer: %s adapts %s: %s", spec.name, _updates_text(spec), model.trainable_parameters_summary())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("hf_transfer: %s adapts %s: %s trainable parameters of %s; no source data.", spec.name,
+                _updates_text(spec), f"{trainable:,}", f"{sum(p.numel() for p in model.parameters()):,}")
     return model
 
 
@@ -551,12 +554,17 @@ class SourceFreeTrainer(Trainer):
     @torch.no_grad()
     def refresh_pseudo_labels(self) -> torch.Tensor:
         """The method's pseudo-labels of every target example, from the current model in eval mode."""
-        model = self.model
+        from torch.utils.data import DataLoader
+
+        # Every process labels the whole target set itself with the unwrapped model (no sharding, no collective).
+        model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
         features, logits, order = [], [], []
+        loader = DataLoader(self.train_dataset, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
+                            collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers)
         try:
-            for batch in self.get_eval_dataloader(self.train_dataset):
+            for batch in loader:
                 order.append(batch.pop(TargetOnlyDataset.INDEX).cpu())
                 batch = self._prepare_inputs(batch)
                 output = model(**batch, output_features=True)
@@ -564,7 +572,7 @@ class SourceFreeTrainer(Trainer):
                 logits.append(output.logits.float().cpu())
         finally:
             model.train(was_training)
-        labels = torch.empty(len(self.train_dataset), dtype=torch.long)
+        labels = torch.full((len(self.train_dataset),), IGNORE_INDEX, dtype=torch.long)
         labels[torch.cat(order)] = self.term.pseudo_labels(torch.cat(features), torch.cat(logits))
         self._pseudo_labels = labels
         return labels
@@ -639,7 +647,7 @@ def adapt(
     model: str | os.PathLike | SourceModel,
     target: Any,
     *,
-    method: str = "shot",
+    method: str | None = None,
     args: DomainAdaptationArguments | None = None,
     eval_datasets: dict[str, Any] | None = None,
     target_description: Mapping[str, Any] | None = None,
@@ -650,7 +658,7 @@ def adapt(
 ) -> SourceFreeResult:
     """Adapt ``model`` (Hub id, local folder or :class:`SourceModel`) to ``target`` without any source data.
 
-    ``target`` is the unlabelled target data as model inputs (a ``datasets.Dataset`` with its transform, or a
+    ``method`` is ``shot`` (default), ``tent`` or ``sar``. ``target`` is the unlabelled target data as model inputs (a ``datasets.Dataset`` with its transform, or a
     sequence of dicts such as ``{"pixel_values": ...}``); :func:`run_source_free` builds it from a data folder or a
     Hub dataset. ``args`` are the run's :class:`~hf_transfer.training_args.DomainAdaptationArguments` (default: a
     short run in ``overrides["output_dir"]``; other ``overrides`` fill the arguments, e.g. ``max_steps=200,
@@ -664,11 +672,11 @@ def adapt(
         overrides.setdefault("output_dir", "outputs/source-free")
         overrides.setdefault("report_to", "none")
         overrides.setdefault("save_strategy", "no")
-        args = DomainAdaptationArguments(method=method, **overrides)
+        args = DomainAdaptationArguments(method=method or "shot", **overrides)
     elif overrides:
         raise TypeError(f"Pass either args or argument overrides, not both (got {sorted(overrides)}).")
-    if args.method != method and method != "shot":
-        raise ValueError(f"method={method!r} but args.method={args.method!r}; give one.")
+    elif method is not None and method != args.method:
+        raise ValueError(f"method={method!r} but args.method={args.method!r}: give the method once.")
     _source_free_method(args.method)
     if args.push_to_hub:  # pushed once, after saving, by hf_transfer's push (not the Trainer's upload of the folder)
         push_to_hub = push_to_hub or args.hub_model_id
@@ -819,26 +827,27 @@ class TestTimeAdapter(nn.Module):
         return output
 
     def pipeline(self, task: str, **kwargs: Any):
-        """A ``transformers.pipeline`` over the wrapped model whose every forward adapts first (see the class)."""
+        """A ``transformers.pipeline`` for ``task`` over the wrapped model whose every forward adapts first.
+
+        It is the task's own pipeline class with one change: its model call goes through this adapter (pre- and
+        post-processing, batching and devices are the pipeline's). ``kwargs`` go to ``transformers.pipeline``.
+        """
+        import importlib
+
         from transformers import pipeline
+        from transformers.pipelines import check_task
 
-        return _AdaptingPipeline.build(pipeline(task, model=self.model, **kwargs), self)
+        base = check_task(task)[1]["impl"]
+        if isinstance(base, str):  # transformers 5 names the class: "transformers.pipelines.<module>.<Class>"
+            module, _, name = base.rpartition(".")
+            base = getattr(importlib.import_module(module), name)
+        adapter = self
 
+        class TestTimeAdaptingPipeline(base):
+            def _forward(self, model_inputs: dict[str, Any], **forward_params: Any) -> Any:
+                return adapter(**{k: v for k, v in model_inputs.items() if isinstance(v, torch.Tensor)})
 
-class _AdaptingPipeline:
-    """Routes a pipeline's model forward through a :class:`TestTimeAdapter` (everything else is the pipeline's)."""
-
-    @staticmethod
-    def build(pipe: Any, adapter: TestTimeAdapter) -> Any:
-        original = pipe._forward
-
-        def forward(model_inputs: dict[str, Any], **forward_params: Any) -> Any:
-            inputs = {k: v for k, v in model_inputs.items() if isinstance(v, torch.Tensor)}
-            return {"logits": adapter(**inputs).logits}
-
-        pipe._forward = forward
-        pipe._original_forward = original
-        return pipe
+        return pipeline(task, model=self.model, pipeline_class=TestTimeAdaptingPipeline, **kwargs)
 
 
 __all__ = [

@@ -235,6 +235,40 @@ def test_test_time_tent_is_episodic_or_continual(checkpoint, episodic):
         TestTimeAdapter(model, method="shot")
 
 
+def test_test_time_pipeline_adapts_on_every_call(checkpoint):
+    import numpy as np
+    from PIL import Image
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    model = ViTForImageClassification.from_pretrained(checkpoint)
+    before = _state(model)
+    adapter = TestTimeAdapter(model, method="tent", learning_rate=0.5)
+    pipe = adapter.pipeline("image-classification", image_processor=ViTImageProcessor.from_pretrained(checkpoint))
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray((rng.random((16, 16, 3)) * 255).astype("uint8")) for _ in range(4)]
+    first = pipe(images, batch_size=4)
+    after_one = _state(model)
+    changed = _changed(before, after_one)
+    assert changed and all("layernorm" in key for key in changed)
+    assert len(first) == 4 and {p["label"] for p in first[0]} == {"a", "b", "c"}
+    pipe(images, batch_size=4)
+    assert _changed(after_one, _state(model))  # continual: the next call adapts further
+
+
+def test_pickled_weights_are_never_loaded(tmp_path):
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    from hf_transfer.backbones import BackboneError
+
+    folder = tmp_path / "pickled"
+    model = ViTForImageClassification(tiny_vit_config())
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    with pytest.raises(BackboneError, match="has no safetensors weights .found pytorch_model.bin.; hf_transfer only loads"):
+        load_source_model(folder)
+
+
 # ----------------------------------------------------------------------------- from the Hub, no source data
 @pytest.mark.slow
 def test_adapts_a_hub_model_with_no_source_data_pushes_and_reloads_in_a_fresh_process(hub, checkpoint, tmp_path):
@@ -245,12 +279,14 @@ def test_adapts_a_hub_model_with_no_source_data_pushes_and_reloads_in_a_fresh_pr
     api = HfApi()
     api.create_repo(base_repo)
     api.upload_folder(folder_path=str(checkpoint), repo_id=base_repo)
+    api.upload_file(path_or_fileobj=b"not a pickle to load", path_in_repo="pytorch_model.bin", repo_id=base_repo)
     result = adapt(base_repo, make_domain(12, shift=1.0, labelled=False), method="shot",
                    output_dir=str(tmp_path / "adapted"), max_steps=4, per_device_train_batch_size=4, learning_rate=0.05,
                    use_cpu=True, disable_tqdm=True, push_to_hub=out_repo,
                    target_description={"description": "brighter squares"})
     cache = next((hub.home / "hub").glob("models--user--tiny-vit-classifier-*/snapshots/*"))
     cached = file_hashes(cache)
+    assert "model.safetensors" in cached and "pytorch_model.bin" not in cached  # never downloaded
     assert result.commit_url and "domain_discriminator.safetensors" not in {
         f.rfilename for f in api.model_info(out_repo).siblings}
     card = ModelCard.load(out_repo)
