@@ -119,7 +119,7 @@ def _missing_head(name: str, model: PreTrainedModel, loading_info: Mapping[str, 
     uncovered = sorted(
         key for key in fresh
         if any(key == h or key.startswith(f"{h}.") for h in head)
-        and not any(key.startswith(f"{s}.") or key.endswith(f".{s}") or key == s or f".{s}." in f".{key}" for s in saved_in_adapter)
+        and not any(f".{saved}." in f".{key}" for saved in saved_in_adapter)  # modules_to_save: names or suffixes
     )
     if uncovered:
         raise MissingClassifierError(
