@@ -752,6 +752,11 @@ def run_source_free(model_args: Any, target_args: Any, training_args: DomainAdap
                                trust_remote_code=model_args.trust_remote_code)
     check_output_dir(training_args.output_dir, source)
     ready = load_target_splits(model_args, target_args, source, seed=training_args.seed)
+    if source.modality != "text" and training_args.dataloader_num_workers == 0:
+        from .data import dataloader_settings
+
+        # Decode images/audio in worker processes while the main process trains (as `hf-transfer train` does).
+        training_args.dataloader_num_workers = dataloader_settings(training_args.device)["num_workers"]
     result = adapt(source, ready["target"], method=training_args.method, args=training_args,
                    eval_datasets={"target": ready["eval_target"]} if "eval_target" in ready else None,
                    target_description=_domain_description(target_args))

@@ -14,7 +14,9 @@ try:
     from hub_fixtures import file_hashes, hub, hub_server, make_adapted_dir, run_fresh_python, unique_repo  # noqa: F401
 except ImportError:
     from tests.conftest import make_domain, tiny_vit_config
-    from tests.hub_fixtures import file_hashes, hub, hub_server, make_adapted_dir, run_fresh_python, unique_repo  # noqa: F401
+    from tests.hub_fixtures import (  # noqa: F401  (fixtures)
+        file_hashes, hub, hub_server, make_adapted_dir, run_fresh_python, unique_repo,
+    )
 
 from hf_transfer.modeling import MissingClassifierError
 from hf_transfer.source_free import (
