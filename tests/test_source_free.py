@@ -345,3 +345,42 @@ def test_adapt_command_and_a_config_without_source_section(tiny_setup, capsys):
     (root / "dann.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(root / "dann.yaml"), *fast]) == 2
     assert "method 'dann' trains on labelled source data" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- does it adapt
+def _contrast_domain(n: int, seed: int, *, target: bool) -> list[dict]:
+    """Class ``y`` brightens channel ``y``; the target changes each channel's contrast and offset."""
+    generator = torch.Generator().manual_seed(seed)
+    examples = []
+    for i in range(n):
+        label = i % 3
+        pixels = torch.randn(3, 16, 16, generator=generator) * 0.5
+        pixels[label] += 0.35 + 0.3 * torch.rand(1, generator=generator).item()
+        if target:
+            pixels = pixels * torch.tensor([1.3, 0.8, 1.0]).view(3, 1, 1) + torch.tensor([0.3, -0.15, 0.0]).view(3, 1, 1)
+        examples.append({"pixel_values": pixels, "labels": label})
+    return examples
+
+
+@pytest.mark.slow
+def test_shot_recovers_the_class_a_shift_hid_without_source_data(tmp_path):
+    from transformers import Trainer, TrainingArguments, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    model = ViTForImageClassification(tiny_vit_config())
+    Trainer(model=model, train_dataset=_contrast_domain(600, 1, target=False), args=TrainingArguments(
+        output_dir=str(tmp_path / "source"), max_steps=40, per_device_train_batch_size=32, learning_rate=3e-3,
+        report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True)).train()
+    model.save_pretrained(tmp_path / "shared")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "shared")
+    test = _contrast_domain(300, 4, target=True)
+    unlabelled = [{"pixel_values": e["pixel_values"]} for e in _contrast_domain(600, 3, target=True)]
+    result = adapt(tmp_path / "shared", unlabelled, method="shot", output_dir=str(tmp_path / "shot"), max_steps=100,
+                   per_device_train_batch_size=32, learning_rate=3e-3, use_cpu=True, disable_tqdm=True,
+                   eval_datasets={"target": test})
+    pixels, labels = torch.stack([e["pixel_values"] for e in test]), torch.tensor([e["labels"] for e in test])
+    with torch.no_grad():
+        before = (ViTForImageClassification.from_pretrained(tmp_path / "shared")(pixel_values=pixels).logits.argmax(-1)
+                  == labels).float().mean().item()
+    assert before < 0.75  # most of class 1 reads as class 0 on the target
+    assert result.metrics["eval_target_accuracy"] > 0.95
