@@ -41,3 +41,11 @@ def test_source_only_run_is_shared_reloaded_and_adapted(bench, tiny_setup):
     info = json.loads((root / "work" / "seed0" / "sf_tent" / "domain_adaptation.json").read_text())
     assert info["method"] == "tent" and info["source_free"]["kind"] == "hf_transfer"
     assert info["training"]["learning_rate"] == 0.001  # TENT's own override over the recipe's
+
+
+def test_run_recipe_sends_source_free_methods_to_this_script():
+    spec = importlib.util.spec_from_file_location("run_recipe", ROOT / "benchmarks" / "run_recipe.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    with pytest.raises(ValueError, match="run benchmarks/run_source_free.py"):
+        runner.method_overrides("shot", target=None)
