@@ -612,6 +612,9 @@ class SourceFreeTrainer(Trainer):
         model = self.accelerator.unwrap_model(model if model is not None else self.model)
         model.load_adapter_weights(resume_from_checkpoint)
 
+    def _load_best_model(self) -> None:
+        self.accelerator.unwrap_model(self.model).load_adapter_weights(self.state.best_model_checkpoint)
+
 
 # ----------------------------------------------------------------------------- the API
 @dataclass

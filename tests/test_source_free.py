@@ -384,3 +384,15 @@ def test_shot_recovers_the_class_a_shift_hid_without_source_data(tmp_path):
                   == labels).float().mean().item()
     assert before < 0.75  # most of class 1 reads as class 0 on the target
     assert result.metrics["eval_target_accuracy"] > 0.95
+
+
+def test_a_checkpoint_of_a_source_free_run_resumes(checkpoint, tmp_path):
+    source = load_source_model(checkpoint)
+    args = _args(tmp_path, "shot", max_steps=4, save_strategy="steps", save_steps=2)
+    trainer = SourceFreeTrainer(wrap_for_method(source, "shot", seed=0), args, make_domain(8, labelled=False))
+    trainer.train()
+    final = _state(trainer.model)
+    resumed = SourceFreeTrainer(wrap_for_method(load_source_model(checkpoint), "shot", seed=0), args,
+                                make_domain(8, labelled=False))
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out-shot" / "checkpoint-2"))
+    assert _changed(final, _state(resumed.model)) == []  # steps 3-4 again from step 2's adapter: the same weights
