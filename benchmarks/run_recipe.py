@@ -152,6 +152,11 @@ def method_overrides(method: str, target, source=None) -> list[str]:
         if method not in available_methods():
             known = sorted({*METHOD_OVERRIDES, *available_methods(), "target_oracle", "dann_srcval"})
             raise ValueError(f"Unknown benchmark method {method!r}; choose from {', '.join(known)}.")
+        from hf_transfer.alignment import get_method
+
+        if not get_method(method).needs_source:
+            raise ValueError(f"{method!r} adapts without source data: run benchmarks/run_source_free.py (it starts "
+                             "from this script's source_only runs).")
         return ["--training.method", method, "--training.mcc_loss_weight", "0"]
     oracle = ["--training.method", "source_only", "--source.dataset", target.dataset, "--source.split", target.split,
               "--model.allow_extra_target_labels", "true"]

@@ -112,6 +112,9 @@ class RunInfo:
     fusion: dict[str, Any] | None = None
     """A fused adapter's recipe (:func:`hf_transfer.fusion.fuse_adapters`): the combination, and each adapter fused
     with its weight and domains; with the evaluation on every domain once measured."""
+    source_free: dict[str, Any] | None = None
+    """A source-free adaptation (:mod:`hf_transfer.source_free`): the model it started from (``adapted_from``, a Hub
+    id or ``None`` for a local folder), that model's ``kind`` and what the method ``updates``. No source data was used."""
     license: str | None = None
     hf_transfer_version: str | None = None
     framework_versions: dict[str, str] = field(default_factory=dict)

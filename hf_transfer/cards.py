@@ -77,7 +77,8 @@ def method_view(info: Mapping) -> dict[str, Any]:
             get_method(t.method).needs_discriminator and get_method(t.method).domain_head.kind != "prototype"
             for t in objective.terms
         ),
-        "objective_summary": " + ".join(["classification loss", *terms]),
+        "objective_summary": " + ".join(terms if not get_method(objective.method).needs_source
+                                        else ["classification loss", *terms]),
     }
 
 
@@ -405,6 +406,8 @@ def build_model_card(
     licences.append(f"Base model ({base or 'not on the Hub'}): see its model card")
     from .card_sections import shift_and_selection_view
 
+    source_free = _source_free_view(_as_dict(info.get("source_free")), target) if info.get("source_free") else None
+
     card = ModelCard.from_template(
         card_data,
         **shift_and_selection_view(info),
@@ -446,11 +449,25 @@ def build_model_card(
         has_base_config=bool(raw.get("has_base_config")),
         has_processor=bool(raw.get("has_processor", True)),
         licences=licences,
+        source_free=source_free,
         versions=versions,
         versions_recorded=versions_recorded,
     )
     card.text = scrub_text(card.text)  # safety net for anything a template variable let through
     return card
+
+
+_KIND_NAMES = {"transformers": "a fine-tuned checkpoint", "peft": "a PEFT adapter", "hf_transfer": "an hf_transfer adapter"}
+
+
+def _source_free_view(source_free: Mapping, target: Mapping) -> dict[str, str]:
+    """How the card names a source-free run's starting model and target (Hub ids as links; local things in words)."""
+    start = source_free.get("adapted_from")
+    model = f"[{start}](https://huggingface.co/{start})" if is_hub_id(start) else "a model from a local folder"
+    dataset, description = target.get("dataset"), target.get("description")
+    named = description or (dataset if is_hub_id(dataset) else None)
+    return {"model": model, "target": str(named) if named else "unlabelled target data",
+            "kind": _KIND_NAMES.get(str(source_free.get("kind")), str(source_free.get("kind") or "—"))}
 
 
 def card_code_blocks(card: ModelCard | str) -> list[str]:

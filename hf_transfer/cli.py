@@ -1,4 +1,4 @@
-"""``hf-transfer``: train | evaluate | demo | push | sweep | diagnose | fuse.
+"""``hf-transfer``: train | adapt | evaluate | demo | push | sweep | diagnose | fuse.
 
 ``hf-transfer train CONFIG.yaml --training.max_steps 200 --source.dataset data/a`` reads a YAML
 (or JSON) file with the sections ``model``, ``source``, ``target``, ``training`` and (optional)
@@ -68,7 +68,11 @@ def _train(ns: argparse.Namespace, rest: list[str]) -> int:
     if not ns.config and not rest:
         raise ValueError("hf-transfer train needs a config file (e.g. recipes/examples/image_folder.yaml) or "
                          "--section.field overrides; see `hf-transfer train --help`.")
-    model_args, source_args, target_args, training_args, pretraining_args = parse_train_arguments(ns.config, rest)
+    model_args, source_args, target_args, training_args, pretraining_args = parse_train_arguments(
+        ns.config, rest, allow_missing_source=True
+    )
+    if source_args is None:  # a target section and no source section: adapt the model without source data
+        return _source_free(ns, model_args, target_args, training_args, pretraining_args)
     ns.output_dir = training_args.output_dir  # for the messages of a run that stops
     removed = claim_output_dir(
         training_args.output_dir, overwrite=training_args.overwrite_output_dir,
@@ -79,6 +83,37 @@ def _train(ns: argparse.Namespace, rest: list[str]) -> int:
             "overwrite_output_dir: removed the old run's %s from %s.", ", ".join(removed), training_args.output_dir
         )
     metrics = run_training(model_args, source_args, target_args, training_args, pretraining_args)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"Adapted model saved to {training_args.output_dir}")
+    return 0
+
+
+def _adapt(ns: argparse.Namespace, rest: list[str]) -> int:
+    """``hf-transfer adapt MODEL --target DATA --method shot``: the flags are shorthands for config fields."""
+    flags = [("--model.model_name_or_path", ns.model), ("--target.dataset", ns.target),
+             ("--training.method", ns.method or (None if ns.config else "shot")),
+             ("--training.output_dir", ns.output_dir or (None if ns.config else f"outputs/{ns.method or 'shot'}")),
+             ("--training.hub_model_id", ns.push_to_hub), ("--training.push_to_hub", "true" if ns.push_to_hub else None)]
+    overrides = [item for flag, value in flags if value is not None for item in (flag, value)]
+    model_args, source_args, target_args, training_args, pretraining_args = parse_train_arguments(
+        ns.config, overrides + rest, allow_missing_source=True
+    )
+    if source_args is not None:
+        raise ValueError("hf-transfer adapt uses no source data: remove the config's 'source' section (or run "
+                         "`hf-transfer train` for a method that trains on the source).")
+    return _source_free(ns, model_args, target_args, training_args, pretraining_args)
+
+
+def _source_free(ns: argparse.Namespace, model_args, target_args, training_args, pretraining_args) -> int:
+    from .checkpoints import claim_output_dir
+    from .source_free import run_source_free
+
+    if pretraining_args.epochs > 0:
+        raise ValueError("A source-free run has no source data to pretrain on: remove the 'pretraining' section.")
+    ns.output_dir = training_args.output_dir
+    claim_output_dir(training_args.output_dir, overwrite=training_args.overwrite_output_dir,
+                     resume=training_args.resume_from_checkpoint)
+    metrics = run_source_free(model_args, target_args, training_args)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"Adapted model saved to {training_args.output_dir}")
     return 0
@@ -235,6 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--help-fields", action="store_true", help="List every field of every section and exit.")
     train.set_defaults(func=_train)
 
+    adapt = sub.add_parser(
+        "adapt",
+        parents=[common],
+        help="Adapt a shared classifier to unlabelled target data without its source data (SHOT, TENT, SAR).",
+        description="Source-free adaptation: MODEL (a Hub id or folder: a fine-tuned checkpoint, a peft adapter or an "
+        "hf_transfer adapter) is adapted to the unlabelled target data; the result is a new LoRA adapter. Any "
+        "config field can be set with --section.field VALUE (sections model/target/training), e.g. "
+        "--training.max_steps 200 --target.eval_split test.",
+    )
+    adapt.add_argument("model", nargs="?", help="Hub id or local folder of the trained classifier (or set it in --config).")
+    adapt.add_argument("--target", default=None, help="Target data: Hub dataset id, class-folder path or data file(s).")
+    adapt.add_argument("--method", default=None, help="A source-free method: shot (default), tent or sar.")
+    adapt.add_argument("--output-dir", default=None, help="Where the new adapter is saved (default outputs/<method>).")
+    adapt.add_argument("--config", default=None, help="YAML/JSON config with model, target and training sections.")
+    adapt.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="Push the adapter to this repo after.")
+    adapt.set_defaults(func=_adapt)
+
     evaluate = sub.add_parser(
         "evaluate", parents=[common], help="Accuracy and macro-F1 of a saved adapted model on a dataset."
     )
@@ -350,7 +402,7 @@ def _close_progress_bars() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns, rest = parser.parse_known_args(argv)
-    if rest and ns.command not in ("train", "sweep"):  # both take --section.field VALUE overrides
+    if rest and ns.command not in ("train", "adapt", "sweep"):  # they take --section.field VALUE overrides
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     debug = debug_requested(ns.debug)
     _configure_logging(ns.verbose)

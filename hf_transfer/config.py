@@ -192,11 +192,15 @@ def _raise_parse_error(section: str):
     return error
 
 
-def parse_train_arguments(config_path: str | None, overrides: list[str]) -> TrainArguments:
+def parse_train_arguments(
+    config_path: str | None, overrides: list[str], *, allow_missing_source: bool = False
+) -> TrainArguments:
     """Config file + ``--section.field value`` overrides → (model, source, target, training, pretraining).
 
     ``null`` (or ``~``; ``none`` for fields without a 'none' value of their own) sets a field to None, in the
     config file as on the command line. An unknown field is an error naming its section and the closest field.
+    With ``allow_missing_source``, a config with no ``source`` section at all gives ``None`` for it: a source-free
+    run (``hf-transfer adapt``).
     """
     from transformers import HfArgumentParser
 
@@ -237,6 +241,9 @@ def parse_train_arguments(config_path: str | None, overrides: list[str]) -> Trai
     for section, cls in classes.items():
         if section == "source" and SOURCES in config:
             parsed.append(_parse_sources(config[SOURCES], extra["source"], nulls["source"], named["source"], classes))
+            continue
+        if section == "source" and allow_missing_source and not named["source"]:
+            parsed.append(None)
             continue
         _check_field_names(section, named[section], classes)
         fields = _fields(cls)

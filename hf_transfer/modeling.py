@@ -137,6 +137,8 @@ class DomainAdaptationOutput(ModelOutput):
     """Every term's detached values by name (``domain_loss``, ``domain_accuracy``, ``mcc_loss``, ...)."""
     task_logs: dict[str, torch.Tensor] | None = None
     """Each weighted auxiliary task's detached loss (``<task>_loss``) and accuracy (``<task>_accuracy``)."""
+    features: torch.Tensor | None = None
+    """The pooled features that entered the classifier, in the graph; only with ``output_features=True``."""
 
 
 class DomainAdaptationModel(nn.Module):
@@ -397,6 +399,7 @@ class DomainAdaptationModel(nn.Module):
         objective: AlignmentObjective | None = None,
         grl_lambda: float = 1.0,
         task_weights: dict[str, float] | None = None,
+        output_features: bool = False,
         **inputs: Any,
     ) -> DomainAdaptationOutput:
         """One forward pass over a (possibly concatenated source + target) batch.
@@ -406,14 +409,15 @@ class DomainAdaptationModel(nn.Module):
         ``loss = classification_loss + objective(features, logits, ...; grl_lambda)`` when ``domain_labels``
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
         reversed gradient. ``task_weights`` (``{task: w}``) add ``Σ w_t L_t`` of the auxiliary tasks
-        (:mod:`hf_transfer.auxiliary`); a label task reads the batch's ``labels__<task>``.
+        (:mod:`hf_transfer.auxiliary`); a label task reads the batch's ``labels__<task>``. ``output_features=True`` returns the pooled features too (the source-free trainer's
+        losses read them).
         """
         task_labels = pop_task_labels(inputs)  # labels__<task> entries never reach the backbone
         backbone_output, captured = self._run_backbone(inputs)
         logits = backbone_output.logits
         features = pool_features(captured) if captured is not None else None
 
-        output = DomainAdaptationOutput(logits=logits)
+        output = DomainAdaptationOutput(logits=logits, features=features if output_features else None)
         loss = None
         if labels is not None:
             # The mean over labelled rows, without a host read (no `if labelled.any()`, no boolean indexing):

@@ -166,6 +166,12 @@ class DomainAdaptationTrainer(Trainer):
         if not isinstance(args, DomainAdaptationArguments):
             raise TypeError("args must be DomainAdaptationArguments (a TrainingArguments subclass).")
         check_launch(args)
+        if not get_method(args.method).needs_source:
+            raise ValueError(
+                f"method {args.method!r} is source-free: it adapts a trained model with target data only. Run it with "
+                "`hf-transfer adapt MODEL --target DATA --method "
+                f"{args.method}` or hf_transfer.source_free.adapt (DomainAdaptationTrainer trains on source batches)."
+            )
         train_dataset = None
         if source_dataset is not None or target_dataset is not None:
             train_dataset = self._pair_domains(model, args, source_dataset, target_dataset)

@@ -171,12 +171,12 @@ class Clone:
 
         real_parse = cli.parse_train_arguments
 
-        def capped(config_path, overrides):
-            parsed = real_parse(config_path, list(overrides))
+        def capped(config_path, overrides, **options):
+            parsed = real_parse(config_path, list(overrides), **options)
             cap = list(TIME_CAP)
             if parsed[4].epochs > 0:
                 cap += ["--pretraining.epochs", "1", "--pretraining.batch_size", "4"]
-            return real_parse(config_path, [*overrides, *cap])
+            return real_parse(config_path, [*overrides, *cap], **options)
 
         self.monkeypatch.setattr(cli, "parse_train_arguments", capped)
         self.monkeypatch.setattr(sweep, "parse_train_arguments", capped)  # each candidate of a sweep is a train run

@@ -105,6 +105,11 @@ class AlignmentObjective:
                 continue
             weight = getattr(arguments, extra.weight_argument, None)
             if weight:
+                if not primary.needs_source:
+                    raise ValueError(
+                        f"method {primary.name!r} is source-free and takes no {extra.name} loss (it needs source "
+                        f"batches); leave {extra.weight_argument} unset."
+                    )
                 if primary.build_term is None:
                     raise ValueError(
                         f"method {primary.name!r} is the no-adaptation baseline and takes no {extra.name} loss; use "

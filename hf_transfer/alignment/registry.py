@@ -10,7 +10,9 @@ and registers itself once, at import, with :func:`register_method`:
 * how to build its **loss term** from those settings (``None`` for the source-only baseline);
 * the **domain head** it needs (a discriminator builder, or ``None``);
 * its **weight**: the argument that holds it, and whether it may be added to another method;
-* its **card text and tags**.
+* its **card text and tags**;
+* for a **source-free** method (SHOT, TENT, SAR), a :class:`SourceFreeSpec`: what it updates and needs. It then
+  trains without any source data (:mod:`hf_transfer.source_free`), and ``needs_source`` is ``False``.
 
 Adding a method means writing its module (it registers itself), its test and a line of docs:
 modules of this package are discovered and imported on the first look-up.
@@ -89,6 +91,23 @@ class DomainHeadSpec:
 
 
 @dataclass(frozen=True)
+class SourceFreeSpec:
+    """How a source-free method adapts a trained classifier with unlabelled target data only."""
+
+    updates: str
+    """``lora`` (LoRA on the features; the classification head frozen) or ``norm`` (only the normalisation
+    layers' affine parameters, and a BatchNorm's running statistics)."""
+    needs: str
+    """What it needs, in words (help texts, the card): e.g. "target batches only; no source data"."""
+    sharpness_aware: bool = False
+    """Each step is a sharpness-aware (SAM) pair of forward/backward passes (SAR)."""
+
+    def __post_init__(self) -> None:
+        if self.updates not in ("lora", "norm"):
+            raise ValueError(f"SourceFreeSpec.updates must be 'lora' or 'norm', got {self.updates!r}.")
+
+
+@dataclass(frozen=True)
 class AlignmentMethod:
     name: str
     summary: str
@@ -112,6 +131,13 @@ class AlignmentMethod:
     """Arguments ``<prefix>_<field>`` fill the settings (``mcc`` → ``mcc_temperature``); default: the name."""
     log_name: str | None = None
     """The name its loss is logged under (default ``<name>_loss``)."""
+    source_free: SourceFreeSpec | None = None
+    """Set for a method that adapts without source data (SHOT, TENT, SAR): what it updates and needs."""
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether the method trains on labelled source batches (every method but the source-free ones)."""
+        return self.source_free is None
 
     @property
     def needs_discriminator(self) -> bool:
@@ -151,6 +177,11 @@ def available_methods() -> list[str]:
     """Registered method names, sorted."""
     _discover()
     return sorted(_REGISTRY)
+
+
+def source_free_methods() -> list[str]:
+    """Registered methods that need no source data (``hf-transfer adapt``), sorted."""
+    return [name for name in available_methods() if not _REGISTRY[name].needs_source]
 
 
 def get_method(name: str) -> AlignmentMethod:

@@ -1,0 +1,51 @@
+"""benchmarks/run_source_free.py on tiny synthetic data: a saved source-only run, shared as a Hub download would
+be, reloaded to the same target scores, then adapted by a source-free method."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench():
+    spec = importlib.util.spec_from_file_location("run_source_free", ROOT / "benchmarks" / "run_source_free.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_source_only_run_is_shared_reloaded_and_adapted(bench, tiny_setup):
+    from hf_transfer.config import parse_train_arguments
+    from hf_transfer.pipeline import run_training
+
+    root, config = tiny_setup
+    extra = ["--target.eval_split", "train", "--training.shift_report", "none"]
+    saved = root / "work" / "seed0" / "source_only"
+    trained = run_training(*parse_train_arguments(str(config), extra + [
+        "--training.method", "source_only", "--training.output_dir", str(saved)]))
+    shared = bench.share_folder(saved, root / "work" / "seed0" / "source_only_shared")
+    assert "training_args.bin" not in {p.name for p in shared.iterdir()}
+    assert json.loads((shared / "adapter_config.json").read_text())["base_model_name_or_path"] == str(root / "vit")
+
+    start = bench.evaluate_start(config, shared, 0, root / "work" / "seed0", extra)
+    assert start["metrics"]["eval_target_accuracy"] == pytest.approx(trained["eval_target_accuracy"], abs=1e-9)
+    assert start["metrics"]["eval_target_loss"] == pytest.approx(trained["eval_target_loss"], abs=1e-5)
+    result = bench.run_method(config, shared, "tent", 0, root / "work" / "seed0", extra)
+    assert {"eval_target_accuracy", "eval_target_balanced_accuracy"} <= set(result["metrics"])
+    info = json.loads((root / "work" / "seed0" / "sf_tent" / "domain_adaptation.json").read_text())
+    assert info["method"] == "tent" and info["source_free"]["kind"] == "hf_transfer"
+    assert info["training"]["learning_rate"] == 0.001  # TENT's own override over the recipe's
+
+
+def test_run_recipe_sends_source_free_methods_to_this_script():
+    spec = importlib.util.spec_from_file_location("run_recipe", ROOT / "benchmarks" / "run_recipe.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    with pytest.raises(ValueError, match="run benchmarks/run_source_free.py"):
+        runner.method_overrides("shot", target=None)
