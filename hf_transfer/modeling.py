@@ -400,6 +400,7 @@ class DomainAdaptationModel(nn.Module):
         grl_lambda: float = 1.0,
         task_weights: dict[str, float] | None = None,
         output_features: bool = False,
+        label_smoothing: float = 0.0,
         **inputs: Any,
     ) -> DomainAdaptationOutput:
         """One forward pass over a (possibly concatenated source + target) batch.
@@ -409,7 +410,8 @@ class DomainAdaptationModel(nn.Module):
         ``loss = classification_loss + objective(features, logits, ...; grl_lambda)`` when ``domain_labels``
         are given; ``objective`` defaults to the one the model was built for, ``grl_lambda`` (λ) scales the
         reversed gradient. ``task_weights`` (``{task: w}``) add ``Σ w_t L_t`` of the auxiliary tasks
-        (:mod:`hf_transfer.auxiliary`); a label task reads the batch's ``labels__<task>``. ``output_features=True`` returns the pooled features too (the source-free trainer's
+        (:mod:`hf_transfer.auxiliary`); a label task reads the batch's ``labels__<task>``. ``label_smoothing`` (the Trainer's
+        ``label_smoothing_factor``) softens the labelled rows' targets. ``output_features=True`` returns the pooled features too (the source-free trainer's
         losses read them).
         """
         task_labels = pop_task_labels(inputs)  # labels__<task> entries never reach the backbone
@@ -423,7 +425,7 @@ class DomainAdaptationModel(nn.Module):
             # The mean over labelled rows, without a host read (no `if labelled.any()`, no boolean indexing):
             # unlabelled rows (-100) add 0, and a batch without labels gives an exact 0 that keeps the graph (and DDP)
             # intact.
-            summed = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+            summed = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing)
             output.classification_loss = summed / (labels != -100).sum().clamp(min=1)
             loss = output.classification_loss
         if domain_labels is not None:

@@ -325,7 +325,9 @@ class DomainAdaptationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         grl_lambda = self.current_lambda() if model.training else 1.0
         task_weights = self.task_weights if model.training else None  # auxiliary tasks train; evaluation scores them
-        outputs = model(**inputs, objective=self.objective, grl_lambda=grl_lambda, task_weights=task_weights)
+        smoothing = self.args.label_smoothing_factor if model.training else 0.0  # evaluation reports the plain loss
+        outputs = model(**inputs, objective=self.objective, grl_lambda=grl_lambda, task_weights=task_weights,
+                        label_smoothing=smoothing)
         loss = outputs.loss
         if loss is None:
             raise ValueError("The batch has no labels: training and evaluation need a 'labels' column.")

@@ -235,3 +235,24 @@ def test_a_dann_step_reads_no_device_value_on_the_host_beyond_a_plain_lora_step(
     assert sum(plain["step"].values()) == 0  # the measure finds nothing in a plain step ...
     assert dann["step"] == plain["step"], dict(dann["step"])  # ... nor in a DANN step
     assert sum(dann["optimizer"].values()) > 0  # ... while it does see reads (AdamW's host-side step counters)
+
+
+def test_label_smoothing_factor_reaches_the_classification_loss_in_training_only(tmp_path):
+    """The Trainer's label_smoothing_factor applies to the labelled rows' loss (as for a plain Trainer)."""
+    import torch.nn.functional as F
+
+    trainer = _trainer(tmp_path, max_steps=1, label_smoothing_factor=0.2, method="source_only")
+    model = trainer.model
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        model.train()
+        smoothed = trainer.compute_loss(model, dict(batch))
+        logits = model(**{k: v for k, v in batch.items() if k not in ("labels", "domain_labels")}).logits
+        model.eval()
+        plain = trainer.compute_loss(model, dict(batch))
+    labels = batch["labels"]
+    rows = labels != -100
+    expected = F.cross_entropy(logits[rows], labels[rows], label_smoothing=0.2)
+    assert float(smoothed) == pytest.approx(float(expected), rel=1e-5)
+    assert float(plain) == pytest.approx(float(F.cross_entropy(logits[rows], labels[rows])), rel=1e-5)
+    assert float(smoothed) != pytest.approx(float(plain), rel=1e-3)
