@@ -336,9 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     ns, extra = parser.parse_known_args(argv)
     stem = results_stem(ns.recipe, ns.config)
     config_path(ns.recipe, ns.config)  # an unknown --config stops here
-    if ns.backbones:
-        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
-    check_offline_backbone(ns.recipe, ns.config)
     if ns.summarise_only:
         payload = json.loads((Path(ns.out) / f"{stem}.json").read_text())
         methods = list(dict.fromkeys(r["method"] for r in payload["runs"]))
@@ -347,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
+    if ns.backbones:
+        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
+    check_offline_backbone(ns.recipe, ns.config)  # before any work (--summarise-only needs no backbone)
     commit = _commit()  # the code these runs use (taken before they start)
     work = Path(ns.work_dir).resolve() / stem
     data = Path(ns.work_dir).resolve() / "data"
