@@ -2,9 +2,12 @@
 
     python benchmarks/run_source_free.py digits --data-root ../shared/data
     python benchmarks/run_source_free.py medical --data-root ../shared/data --seeds 0 1 2 --methods shot
+    python benchmarks/run_source_free.py speech --config pretrained --backbones outputs/offline-backbones \
+        --data-root ../shared/data
 
 For each seed it starts from the recipe's ``source_only`` run folder of ``benchmarks/run_recipe.py`` (same
-``--work-dir``: ``<work-dir>/<recipe>/seed<N>/source_only``; trained first if it is missing), **as a user would get
+``--work-dir`` and ``--config``: ``<work-dir>/<stem>/seed<N>/source_only``, where ``<stem>`` is ``<recipe>`` for
+``local.yaml`` and ``<recipe>_<config>`` otherwise; trained first if it is missing), **as a user would get
 it from the Hub**: the files a download brings (safetensors, JSON, text; no pickles, no ``training_args.bin``) are
 copied into a fresh folder whose adapter names its base by an absolute path (as a pushed one names a Hub id), and
 that folder is loaded by :func:`hf_transfer.source_free.load_source_model`. Then:
@@ -17,10 +20,11 @@ that folder is loaded by :func:`hf_transfer.source_free.load_source_model`. Then
 
 Training settings are the recipe's (steps, batch size, learning rate, LoRA), with :data:`METHOD_OVERRIDES` on top
 (TENT and SAR update only normalisation layers and use a lower learning rate); any ``--section.field value``
-argument overrides every run. Rows of the recipe's own results (``<out>/<recipe>.json``) for methods trained *with*
-the source (``dann``, ``mcc``, ...) are copied into the table for comparison, marked as such.
+argument overrides every run. Rows of the recipe's own results (``<out>/<stem>.json``, or the ``--with-source``
+files) for methods trained *with* the source (``dann``, ``mcc``, ...) are copied into the table for comparison,
+marked as such.
 
-Writes ``<out>/<recipe>_source_free.json`` and ``<out>/<recipe>_source_free.md`` (mean ± std over seeds, and each
+Writes ``<out>/<stem>_source_free.json`` and ``<out>/<stem>_source_free.md`` (mean ± std over seeds, and each
 method's gain over the reloaded source-only model).
 """
 
@@ -30,6 +34,7 @@ import argparse
 import fnmatch
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import time
@@ -125,12 +130,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--append", action="store_true", help="Add these runs to the existing source-free JSON.")
+    parser.add_argument("--config", default="local",
+                        help="recipes/<recipe>/<CONFIG>.yaml, as for run_recipe.py (local or pretrained).")
+    parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
+                        help="The folder of converted offline backbones, as for run_recipe.py.")
+    parser.add_argument("--with-source", nargs="+", default=None, metavar="JSON",
+                        help="run_recipe.py results whose dann/mcc/cdan/mmd rows are shown for comparison "
+                        "(default: <out>/<stem>.json).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     ns, extra = parser.parse_known_args(argv)
 
+    stem = runner.results_stem(ns.recipe, ns.config)
+    config = runner.config_path(ns.recipe, ns.config)  # an unknown --config stops here
+    if ns.backbones:
+        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
+    runner.check_offline_backbone(ns.recipe, ns.config)
     commit = runner._commit()
-    config = ROOT / "recipes" / ns.recipe / "local.yaml"
-    work = Path(ns.work_dir).resolve() / ns.recipe
+    work = Path(ns.work_dir).resolve() / stem
     data = Path(ns.work_dir).resolve() / "data"
     runner.prepare_environment(ns.recipe, ns.data_root, data)
     import transformers
@@ -138,16 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_warning()
 
     out = Path(ns.out)
-    recipe_results = out / f"{ns.recipe}.json"
-    with_source = json.loads(recipe_results.read_text())["runs"] if recipe_results.is_file() else []
-    target_file = out / f"{ns.recipe}_source_free.json"
+    with_source = []
+    for path in map(Path, ns.with_source or [out / f"{stem}.json"]):
+        if path.is_file():
+            with_source += json.loads(path.read_text())["runs"]
+    target_file = out / f"{stem}_source_free.json"
     previous = json.loads(target_file.read_text())["runs"] if ns.append and target_file.is_file() else []
     runs: list[dict[str, Any]] = []
     for seed in ns.seeds:
         saved = work / f"seed{seed}" / "source_only"
         if not (saved / "adapter_config.json").is_file():
             print(f"[{ns.recipe}] seed {seed}: no source_only run in {saved}; training it first.", flush=True)
-            runner.run_one(ns.recipe, "source_only", seed, work, extra, runner._existing_backbone(work, seed))
+            runner.run_one(ns.recipe, "source_only", seed, work, extra, runner._existing_backbone(work, seed),
+                           config_name=ns.config)
         shared = share_folder(saved, work / f"seed{seed}" / "source_only_shared")
         start = evaluate_start(config, shared, seed, work / f"seed{seed}", extra)
         runs.append({"method": "source_only", "seed": seed, **start})
@@ -170,14 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     methods = list(dict.fromkeys(r["method"] for r in runs + compared))
     table = runner.summarise(runs + compared, methods)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "overrides": extra,
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "overrides": extra,
                "method_overrides": {m: METHOD_OVERRIDES[m] for m in ns.methods},
                "start": "the recipe's source_only run folder, copied as a Hub download and reloaded",
                "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs,
                "with_source": compared}
     target_file.write_text(json.dumps(payload, indent=2) + "\n")
-    text = runner.markdown(f"{ns.recipe}, source-free", table, commit, ns.seeds)
-    (out / f"{ns.recipe}_source_free.md").write_text(text)
+    text = runner.markdown(f"{stem}, source-free", table, commit, ns.seeds)
+    (out / f"{stem}_source_free.md").write_text(text)
     print(text)
     return 0
 

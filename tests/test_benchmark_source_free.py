@@ -49,3 +49,12 @@ def test_run_recipe_sends_source_free_methods_to_this_script():
     spec.loader.exec_module(runner)
     with pytest.raises(ValueError, match="run benchmarks/run_source_free.py"):
         runner.method_overrides("shot", target=None)
+
+
+def test_pretrained_config_without_its_backbone_stops_before_any_work(bench, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TRANSFER_BACKBONES", raising=False)
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit, match="offline_backbones.py efficientnet-lite0"):
+        bench.main(["digits", "--config", "pretrained", "--backbones", str(tmp_path / "none"), "--data-root",
+                    str(tmp_path / "raw"), "--work-dir", str(work), "--out", str(tmp_path / "out")])
+    assert not work.exists()  # nothing prepared, nothing trained
