@@ -7,8 +7,11 @@
 For each seed, ``hf-transfer sweep`` (:func:`hf_transfer.sweep.run_sweep`) trains every candidate of
 the grid on the recipe's ``local.yaml`` (``--config pretrained``: ``pretrained.yaml``), every
 candidate logging every label-free validator on the target's evaluation split. The default grid is
-every alignment method x three domain-loss weights (x augmentation on/off where the recipe has
-one); ``--grid FILE`` gives another.
+every alignment method trained with the source, x three domain-loss weights for the methods that
+read one (x augmentation on/off where the recipe has one); ``--grid FILE`` gives another.
+``--backbones-from WORK`` adapts, for each seed, the source-pretrained backbone that
+``run_recipe.py --work-dir WORK`` made for that seed (a recipe with a source-pretraining stage
+would otherwise pretrain again in every candidate).
 
 From each sweep's ``selection.json`` this script then reads, per seed:
 
@@ -51,18 +54,42 @@ AUGMENTATION = {"medical": ("model.image_augmentation", ["flip", "stain"]),
                 "speech": ("model.audio_augmentation", ["none", "speed"])}
 
 
-def default_grid(recipe: str, methods: Sequence[str] | None = None) -> dict[str, dict[str, list[Any]]]:
-    """Every method x ``WEIGHTS`` (x the recipe's augmentation off/on)."""
-    from hf_transfer.alignment import available_methods
+def default_grid(recipe: str, methods: Sequence[str] | None = None) -> list[dict[str, dict[str, list[Any]]]]:
+    """Every method trained with the source (x ``WEIGHTS`` for those weighted by ``domain_loss_weight``), x the
+    recipe's augmentation off/on: a list of grids, whose union the sweep trains (no candidate twice).
 
-    grid: dict[str, dict[str, list[Any]]] = {
-        "training": {"method": list(methods or available_methods()), "domain_loss_weight": list(WEIGHTS)},
-    }
+    Source-only, MCC and MME do not read ``domain_loss_weight``: each is one candidate per augmentation, not three
+    identical ones. Source-free methods (SHOT, TENT, SAR) train without the source and are not candidates here.
+    """
+    from hf_transfer.alignment import available_methods, get_method
+
+    names = list(methods or [m for m in available_methods() if get_method(m).needs_source])
+    weighted = [m for m in names if get_method(m).weight_argument == "domain_loss_weight"]
+    unweighted = [m for m in names if m not in weighted]
+    grids: list[dict[str, dict[str, list[Any]]]] = []
+    if unweighted:
+        grids.append({"training": {"method": unweighted}})
+    if weighted:
+        grids.append({"training": {"method": weighted, "domain_loss_weight": list(WEIGHTS)}})
     if recipe in AUGMENTATION:
         field, values = AUGMENTATION[recipe]
         section, name = field.split(".")
-        grid.setdefault(section, {})[name] = list(values)
-    return grid
+        for grid in grids:
+            grid.setdefault(section, {})[name] = list(values)
+    return grids
+
+
+def seed_backbone(runs_work_dir: str | None, stem: str, seed: int) -> list[str]:
+    """Overrides that adapt the seed's source-pretrained backbone of an earlier ``run_recipe.py`` run (none: ``[]``)."""
+    if runs_work_dir is None:
+        return []
+    import run_recipe
+
+    backbone = run_recipe._existing_backbone(Path(runs_work_dir).resolve() / stem, seed)
+    if backbone is None:
+        raise SystemExit(f"error: no source-pretrained backbone for seed {seed} under {runs_work_dir}/{stem}; run "
+                         f"benchmarks/run_recipe.py with --work-dir {runs_work_dir} for that seed first.")
+    return ["--model.model_name_or_path", backbone, "--model.random_init", "false", "--pretraining.epochs", "0"]
 
 
 def headline_metric(recipe: str) -> str:
@@ -84,26 +111,31 @@ def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dic
         score = (candidate.get("metrics") or {}).get(metric)
         return None if score is None or (isinstance(score, float) and math.isnan(score)) else float(score)
 
+    def pick(candidate: Mapping[str, Any]) -> dict[str, Any]:
+        # "dann/0.3/stain": the candidate's grid values, short enough for a table cell
+        return {"candidate": candidate["name"], "label": "/".join(map(str, candidate["values"].values())),
+                "score": value(candidate)}
+
     by_name = {c["name"]: c for c in candidates}
     eligible = [c for c in candidates if c["status"] == "finished"]
     picks: dict[str, dict[str, Any]] = {}
     source_only = next((c for c in candidates if c["values"].get("training.method") == "source_only"
                         and value(c) is not None), None)
     if source_only is not None:
-        picks["source_only"] = {"candidate": source_only["name"], "score": value(source_only)}
+        picks["source_only"] = pick(source_only)
     for name in payload["members"]:
         validator = get_validator(name)
         scored = [c for c in eligible if c["scores"].get(name) is not None and not math.isnan(c["scores"][name])]
         if scored:
             best = (max if validator.higher_is_better else min)(scored, key=lambda c: c["scores"][name])
-            picks[name] = {"candidate": best["name"], "score": value(best)}
+            picks[name] = pick(best)
     if payload.get("chosen") in by_name:
-        picks["ensemble" if payload.get("validator") == "ensemble" else payload["validator"]] = {
-            "candidate": payload["chosen"], "score": value(by_name[payload["chosen"]])}
+        picks["ensemble" if payload.get("validator") == "ensemble" else payload["validator"]] = pick(
+            by_name[payload["chosen"]])
     scored = [c for c in candidates if value(c) is not None]
     if scored:
         best = max(scored, key=value)
-        picks["oracle"] = {"candidate": best["name"], "score": value(best)}
+        picks["oracle"] = pick(best)
     return picks
 
 
@@ -127,7 +159,8 @@ def summarise(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> dict[s
                 "score": (statistics.mean(scores), statistics.pstdev(scores)),
                 "regret": (statistics.mean(regrets), statistics.pstdev(regrets)) if regrets else None,
                 "gain": (statistics.mean(gains), statistics.pstdev(gains)) if gains else None,
-                "picks": [picks[rule]["candidate"] for picks in per_seed.values() if rule in picks],
+                "picks": [picks[rule].get("label", picks[rule]["candidate"]) for picks in per_seed.values()
+                          if rule in picks],
                 "seeds": len(scores),
             }
     return table
@@ -177,11 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=None, help="The default grid's methods (default: all).")
     parser.add_argument("--pruner", default="none", choices=("none", "median", "halving"))
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite the table from the sweeps on disk.")
+    parser.add_argument("--backbones-from", default=None, metavar="WORK",
+                        help="A run_recipe.py --work-dir: each seed's candidates adapt the source-pretrained backbone "
+                        "that run made for that seed (no pretraining in every candidate).")
     ns, extra = parser.parse_known_args(argv)
 
     import run_recipe
 
-    stem = f"{run_recipe.results_stem(ns.recipe, ns.config)}_selection" + ("" if ns.pruner == "none" else f"_{ns.pruner}")
+    stem_of_runs = run_recipe.results_stem(ns.recipe, ns.config)
+    stem = f"{stem_of_runs}_selection" + ("" if ns.pruner == "none" else f"_{ns.pruner}")
     work = Path(ns.work_dir).resolve() / stem
     out = Path(ns.out)
     metric = headline_metric(ns.recipe)
@@ -191,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         if ns.backbones:
             os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
         run_recipe.check_offline_backbone(ns.recipe, ns.config)
+        backbones = {seed: seed_backbone(ns.backbones_from, stem_of_runs, seed) for seed in ns.seeds}  # all, first
         data = Path(ns.work_dir).resolve() / "data"
         run_recipe.prepare_environment(ns.recipe, ns.data_root, data)
         from hf_transfer.sweep import run_sweep
@@ -199,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         timings = {}
         for seed in ns.seeds:
             start = time.perf_counter()
+            overrides = [*extra, "--training.seed", str(seed), *backbones[seed]]
             run_sweep(str(run_recipe.config_path(ns.recipe, ns.config)), grid, output_dir=work / f"seed{seed}",
-                      overrides=[*extra, "--training.seed", str(seed)], pruner=ns.pruner, seed=seed)
+                      overrides=overrides, pruner=ns.pruner, seed=seed)
             timings[seed] = round(time.perf_counter() - start, 1)
             (work / f"seed{seed}" / "wall_seconds.txt").write_text(f"{timings[seed]}\n")
     per_seed, sizes, walls = {}, set(), []

@@ -13,7 +13,13 @@
     model:
       image_augmentation: [none, flip]   # augmentation off / on
 
-Every combination is a candidate, trained one after another through the same code as
+A YAML *list* of such grids is their union (as scikit-learn's ``ParameterGrid`` takes a list of dicts), so a
+setting is only varied for the methods that read it, and no candidate is trained twice::
+
+    - training: {method: [source_only, mcc]}
+    - training: {method: [dann, cdan, mmd], domain_loss_weight: [0.1, 0.3, 1.0]}
+
+Every combination is a candidate (a combination that two grids share is trained once), trained one after another through the same code as
 ``hf-transfer train`` (:func:`hf_transfer.config.parse_train_arguments` with the candidate's values as
 ``--section.field value`` overrides, then :func:`hf_transfer.pipeline.run_training`), each in its own
 folder ``OUTPUT/candidates/cNN`` whose ``candidate.json`` (written atomically, last) marks it done.
@@ -105,6 +111,43 @@ def _argv_value(value: Any) -> str:
     return str(value)
 
 
+Grid = str | os.PathLike | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+"""A grid file, one grid, or a list of grids (their union)."""
+
+
+def _read_grid_file(grid: str | os.PathLike) -> Any:
+    path = Path(grid)
+    if not path.is_file():
+        raise FileNotFoundError(f"Grid file {path} does not exist.")
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if loaded is not None and not isinstance(loaded, (Mapping, list)):
+        raise ValueError(f"The grid {path} must map sections to fields, e.g. 'training: {{method: [dann, mcc]}}', "
+                         "or be a list of such grids.")
+    return {} if loaded is None else loaded
+
+
+def load_grids(grid: Grid) -> list[dict[str, list[Any]]]:
+    """One space per grid: ``grid`` is one grid (see :func:`load_grid`) or a list of grids, whose union is swept."""
+    if isinstance(grid, (str, os.PathLike)):
+        grid = _read_grid_file(grid)
+    if isinstance(grid, Mapping):
+        return [load_grid(grid)]
+    if not grid:
+        raise ValueError("The grid list is empty: give at least one grid, e.g. '- training: {method: [source_only, dann]}'.")
+    spaces = []
+    for position, one in enumerate(grid):
+        if not isinstance(one, Mapping):
+            raise ValueError(f"Grid {position} of the list must map sections to fields, got {one!r}.")
+        try:
+            spaces.append(load_grid(one))
+        except ValueError as error:
+            raise ValueError(f"Grid {position} of the list: {error}") from None
+    return spaces
+
+
 def load_grid(grid: str | os.PathLike | Mapping[str, Any]) -> dict[str, list[Any]]:
     """``{"section.field": [values]}`` from a YAML/JSON file or a mapping, checked against the config's fields.
 
@@ -112,17 +155,9 @@ def load_grid(grid: str | os.PathLike | Mapping[str, Any]) -> dict[str, list[Any
     with no values, or a field the sweep sets itself (``training.output_dir``).
     """
     if not isinstance(grid, Mapping):
-        path = Path(grid)
-        if not path.is_file():
-            raise FileNotFoundError(f"Grid file {path} does not exist.")
-        import yaml
-
-        text = path.read_text(encoding="utf-8")
-        grid = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        if grid is None:
-            grid = {}
+        grid = _read_grid_file(grid)
         if not isinstance(grid, Mapping):
-            raise ValueError(f"The grid {path} must map sections to fields, e.g. 'training: {{method: [dann, mcc]}}'.")
+            raise ValueError("This grid file is a list of grids: read it with load_grids.")
     fields_of = {name: _field_names(cls) for name, cls in section_classes().items()}
     space: dict[str, list[Any]] = {}
     for section, entries in grid.items():
@@ -163,10 +198,23 @@ def _close(name: str, known: Sequence[str], prefix: str = "") -> str:
     return f" (did you mean {prefix + match[0]!r}?)" if match else ""
 
 
-def grid_candidates(space: Mapping[str, Sequence[Any]]) -> list[Candidate]:
-    """Every combination of the grid's values, in the grid's order (the last field varies fastest)."""
-    keys = list(space)
-    return [Candidate(i, dict(zip(keys, combo))) for i, combo in enumerate(itertools.product(*(space[k] for k in keys)))]
+def grid_candidates(space: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]]) -> list[Candidate]:
+    """Every combination of the grid's values, in the grid's order (the last field varies fastest).
+
+    A list of grids gives the union of their combinations, grid after grid; a combination already given by an
+    earlier grid is not repeated.
+    """
+    spaces = [space] if isinstance(space, Mapping) else list(space)
+    seen: set[str] = set()
+    candidates: list[Candidate] = []
+    for one in spaces:
+        keys = list(one)
+        for combo in itertools.product(*(one[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            if _key(values) not in seen:
+                seen.add(_key(values))
+                candidates.append(Candidate(len(candidates), values))
+    return candidates
 
 
 # ----------------------------------------------------------------------------- results
@@ -243,7 +291,7 @@ def collapse_reason(
 # ----------------------------------------------------------------------------- the sweep
 def run_sweep(
     config: str | os.PathLike | Mapping[str, Any],
-    grid: str | os.PathLike | Mapping[str, Any],
+    grid: Grid,
     *,
     output_dir: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),
@@ -262,7 +310,7 @@ def run_sweep(
     Args:
         config: a train config (YAML/JSON path, or its sections as a mapping; a mapping is saved as
             ``OUTPUT/sweep_config.yaml`` and read from there).
-        grid: the grid (path or mapping), see the module docstring.
+        grid: the grid (path, mapping, or a list of mappings whose union is swept), see the module docstring.
         output_dir: where ``candidates/``, ``chosen/`` and the tables go; default the config's ``training.output_dir``.
         overrides: ``--section.field value`` overrides applied to every candidate (as for ``hf-transfer train``).
         validator: what picks: ``ensemble`` (mean rank across ``validators``) or one validator's name.
@@ -288,8 +336,8 @@ def run_sweep(
     for name in members or []:
         if isinstance(get_validator(name), EnsembleValidator):
             raise ValueError("validators lists the single validators the ensemble ranks; 'ensemble' is not one.")
-    space = load_grid(grid)
-    if "training.validators" in space:
+    spaces = load_grids(grid)
+    if any("training.validators" in space for space in spaces):
         raise ValueError("The grid cannot vary training.validators: every candidate must be scored the same way.")
 
     config_path, output_dir = _config_and_output(config, output_dir, overrides)
@@ -313,7 +361,7 @@ def run_sweep(
             "is fine, even the training split itself; its labels are never read for the choice)."
         )
     base_overrides += ["--training.validators", *members]
-    candidates = grid_candidates(space)
+    candidates = grid_candidates(spaces)
     # Every candidate's arguments are parsed (and checked) before anything trains.
     for candidate in candidates:
         try:
@@ -326,7 +374,7 @@ def run_sweep(
         f"{' over ' + ', '.join(members) if isinstance(chooser, EnsembleValidator) else ''}; "
         f"pruner: {pruner}{'' if pruner == 'none' else ' on eval_target_' + prune_on}.")
     results = _optimize(
-        candidates, space, config_path, base_overrides, output_dir, prune_on=prune_on, pruner=pruner,
+        candidates, config_path, base_overrides, output_dir, prune_on=prune_on, pruner=pruner,
         n_startup_trials=n_startup_trials, seed=seed, say=say,
         collapse=dict(chance_margin=chance_margin, max_top_class_share=max_top_class_share),
     )
@@ -391,26 +439,26 @@ def _make_pruner(pruner: str, n_startup_trials: int):
     return optuna.pruners.NopPruner()
 
 
-def _optimize(candidates, space, config_path, base_overrides, output_dir, *, prune_on, pruner, n_startup_trials,
+def _optimize(candidates, config_path, base_overrides, output_dir, *, prune_on, pruner, n_startup_trials,
               seed, say, collapse) -> dict[str, CandidateResult]:
     import optuna
 
     from .validators import get_validator
 
-    by_values = {_key(c.values): c for c in candidates}
+    # optuna's grid is the list of candidate names: a union of grids is no product space, and names keep it one
+    by_name = {c.name: c for c in candidates}
     results: dict[str, CandidateResult] = {}
     direction = "maximize" if get_validator(prune_on).higher_is_better else "minimize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        direction=direction, sampler=optuna.samplers.GridSampler(space, seed=seed),
+        direction=direction, sampler=optuna.samplers.GridSampler({"candidate": list(by_name)}, seed=seed),
         pruner=_make_pruner(pruner, n_startup_trials),
     )
     metric = f"eval_target_{prune_on}"
     done_count = [0]
 
     def objective(trial: optuna.Trial) -> float:
-        values = {key: trial.suggest_categorical(key, choices) for key, choices in space.items()}
-        candidate = by_values[_key(values)]
+        candidate = by_name[trial.suggest_categorical("candidate", list(by_name))]
         done_count[0] += 1
         position = f"[sweep {done_count[0]}/{len(candidates)}] {candidate.name} ({candidate.label()})"
         directory = _candidate_dir(output_dir, candidate)
@@ -689,7 +737,7 @@ def add_sweep_arguments(subparsers: Any) -> argparse.ArgumentParser:
         "for every candidate with --section.field VALUE.",
     )
     parser.add_argument("config", help="YAML or JSON train config (as for hf-transfer train).")
-    parser.add_argument("--grid", required=True, help="YAML/JSON grid: section -> field -> list of values.")
+    parser.add_argument("--grid", required=True, help="YAML/JSON grid: section -> field -> list of values (or a list of such grids: their union).")
     parser.add_argument("--output-dir", default=None, help="Sweep folder (default: the config's training.output_dir).")
     parser.add_argument("--validator", default="ensemble", help="What picks: 'ensemble' (default) or one validator.")
     parser.add_argument("--validators", nargs="+", default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_each_rule_picks_by_its_own_direction_and_never_a_collapsed_candidate(se
     picks = selection.picks_of_one_sweep(payload, "eval_target_accuracy")
     assert {rule: p["candidate"] for rule, p in picks.items()} == {
         "source_only": "c01", "entropy": "c03", "snd": "c02", "ensemble": "c02", "oracle": "c04"}
-    assert picks["entropy"]["score"] == 0.75
+    assert picks["entropy"]["score"] == 0.75 and picks["entropy"]["label"] == "mcc"
 
 
 def test_regret_and_gain_are_means_over_seeds(selection):
@@ -57,11 +58,31 @@ def test_regret_and_gain_are_means_over_seeds(selection):
     assert "| **ensemble** (the sweep's choice) | 80.0 ± 10.0 | +5.0 ± 5.0 | +25.0 ± 15.0 | b, c |" in text
 
 
-def test_the_default_grid_is_every_method_by_three_weights_and_the_augmentation(selection):
-    from hf_transfer.alignment import available_methods
+def test_the_default_grid_weights_only_the_methods_that_read_the_weight(selection):
+    from hf_transfer.alignment import available_methods, get_method
+    from hf_transfer.sweep import grid_candidates, load_grids
 
-    grid = selection.default_grid("medical")
-    assert grid["training"]["method"] == available_methods() and grid["training"]["domain_loss_weight"] == [0.1, 0.3, 1.0]
-    assert grid["model"]["image_augmentation"] == ["flip", "stain"]
-    assert "model" not in selection.default_grid("finance", ["source_only", "mcc"])
+    unweighted, weighted = selection.default_grid("medical")
+    assert weighted["training"]["domain_loss_weight"] == [0.1, 0.3, 1.0]
+    assert {"dann", "cdan", "mmd"} <= set(weighted["training"]["method"])
+    assert {"source_only", "mcc"} <= set(unweighted["training"]["method"])
+    assert not {"shot", "tent", "sar"} & {*unweighted["training"]["method"], *weighted["training"]["method"]}
+    assert unweighted["model"]["image_augmentation"] == weighted["model"]["image_augmentation"] == ["flip", "stain"]
+    candidates = grid_candidates(load_grids(selection.default_grid("medical")))
+    with_source = [m for m in available_methods() if get_method(m).needs_source]
+    n_weighted = len(weighted["training"]["method"])
+    assert len(candidates) == 2 * (len(with_source) - n_weighted + 3 * n_weighted)
+    assert len({json.dumps(c.values, sort_keys=True) for c in candidates}) == len(candidates)
+    assert selection.default_grid("finance", ["source_only", "mcc"]) == [{"training": {"method": ["source_only", "mcc"]}}]
     assert selection.headline_metric("medical") == "eval_target_balanced_accuracy"
+
+
+def test_backbones_from_an_earlier_run_are_found_per_seed_or_refused(selection, tmp_path):
+    saved = tmp_path / "work" / "digits" / "seed1" / "source_only" / "source-pretrained"
+    saved.mkdir(parents=True)
+    (saved / "model.safetensors").write_bytes(b"")
+    assert selection.seed_backbone(str(tmp_path / "work"), "digits", 1) == [
+        "--model.model_name_or_path", str(saved), "--model.random_init", "false", "--pretraining.epochs", "0"]
+    assert selection.seed_backbone(None, "digits", 1) == []
+    with pytest.raises(SystemExit, match="no source-pretrained backbone for seed 2"):
+        selection.seed_backbone(str(tmp_path / "work"), "digits", 2)

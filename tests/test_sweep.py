@@ -16,7 +16,9 @@ from hf_transfer.sweep import (  # noqa: E402
     CandidateResult,
     _pruning_callback,
     collapse_reason,
+    grid_candidates,
     load_grid,
+    load_grids,
     run_sweep,
 )
 from tests.conftest import tiny_vit_config  # noqa: E402
@@ -86,6 +88,29 @@ def test_bad_grids_and_validators_fail_before_any_run(setup, tmp_path):
     grid_file.write_text("training:\n  methd: [dann]\n")
     assert main(["sweep", str(config), "--grid", str(grid_file), "--output-dir", str(out)]) == 2
     assert load_grid({"model": {"image_augmentation": "flip"}}) == {"model.image_augmentation": ["flip"]}
+
+
+def test_a_list_of_grids_is_their_union_without_repeats(tmp_path):
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(
+        "- training: {method: [source_only, mcc]}\n"
+        "- training: {method: [dann, cdan], domain_loss_weight: [0.1, 1.0]}\n"
+        "- training: {method: [mcc]}\n"  # already in the first grid: not trained twice
+    )
+    candidates = grid_candidates(load_grids(grid_file))
+    assert [c.label() for c in candidates] == [
+        "method=source_only", "method=mcc",
+        "method=dann, domain_loss_weight=0.1", "method=dann, domain_loss_weight=1.0",
+        "method=cdan, domain_loss_weight=0.1", "method=cdan, domain_loss_weight=1.0",
+    ]
+    assert [c.name for c in candidates] == [f"c{i:02d}" for i in range(6)]
+    assert load_grids({"training": {"method": "dann"}}) == [{"training.method": ["dann"]}]
+    with pytest.raises(ValueError, match="The grid list is empty"):
+        load_grids([])
+    with pytest.raises(ValueError, match=r"Grid 1 of the list: .*unknown field 'training.methd'"):
+        load_grids([{"training": {"method": ["dann"]}}, {"training": {"methd": ["mcc"]}}])
+    with pytest.raises(ValueError, match="Grid 0 of the list must map sections to fields"):
+        load_grids(["dann"])
 
 
 def test_sweep_excludes_the_collapsed_candidate_picks_by_the_validator_and_resumes(setup, tmp_path, capsys):
