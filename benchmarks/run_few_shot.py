@@ -18,8 +18,11 @@ source) and every run of that seed adapts that backbone, ``finetune_k`` included
 the others adapt, rather than a random one). The model reported is the last step's (no target labels for
 selection); the labelled shots come from the target's *training* split, scores from its test split.
 
-Writes ``<out>/<recipe>_few_shot.json`` and ``.md`` (mean ± std over seeds, and each method − ``finetune_k`` at the
-same K); any ``--section.field value`` argument is passed to every run.
+``--config pretrained`` runs ``recipes/<recipe>/pretrained.yaml`` (a real pretrained backbone converted offline,
+``--backbones DIR``) instead, into ``<recipe>_pretrained_few_shot``.
+
+Writes ``<out>/<recipe>[_<config>]_few_shot.json`` and ``.md`` (mean ± std over seeds, and each method −
+``finetune_k`` at the same K); any ``--section.field value`` argument is passed to every run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -94,10 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10], help="K labelled target examples per class.")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--config", default="local",
+                        help="recipes/<recipe>/<CONFIG>.yaml, as for run_recipe.py (local or pretrained).")
+    parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
+                        help="The folder of converted offline backbones, as for run_recipe.py.")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     ns, extra = parser.parse_known_args(argv)
 
     runner = _load("run_recipe")
+    stem = f"{runner.results_stem(ns.recipe, ns.config)}_few_shot"
+    config = str(runner.config_path(ns.recipe, ns.config))  # an unknown --config stops here
+    if ns.backbones:
+        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
+    runner.check_offline_backbone(ns.recipe, ns.config)
     commit = runner._commit()
     work = Path(ns.work_dir).resolve()
     data = work / "data"
@@ -107,17 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     from hf_transfer.pipeline import run_training
     import time
 
-    config = str(ROOT / "recipes" / ns.recipe / "local.yaml")
     base = parse_train_arguments(config, extra)
     methods = ordered(ns.methods)
     runs = []
     for seed in ns.seeds:
-        backbone = runner._existing_backbone(work / f"{ns.recipe}_few_shot", seed)
+        backbone = runner._existing_backbone(work / stem, seed)
         for shots in ns.shots:
             for method in methods:
                 name = run_name(method, shots)
                 overrides = [*extra, *few_shot_overrides(method, shots, base[2], base[1]), "--training.seed", str(seed),
-                             "--training.output_dir", str(work / f"{ns.recipe}_few_shot" / f"seed{seed}" / name)]
+                             "--training.output_dir", str(work / stem / f"seed{seed}" / name)]
                 if backbone is not None:
                     overrides += ["--model.model_name_or_path", backbone, "--model.random_init", "false",
                                   "--pretraining.epochs", "0"]
@@ -136,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     names = [run_name(m, k) for k in ns.shots for m in methods]
     table = runner.summarise(runs, names)
-    text = runner.markdown(f"{ns.recipe} few-shot", table, commit, ns.seeds).rstrip("\n")
+    text = runner.markdown(f"{stem.removesuffix('_few_shot')} few-shot", table, commit, ns.seeds).rstrip("\n")
     text = "\n".join([text, *gain_lines(table, ns.shots, methods)]) + "\n"
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "shots": ns.shots, "overrides": extra,
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "shots": ns.shots, "overrides": extra,
                "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}
-    (out / f"{ns.recipe}_few_shot.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (out / f"{ns.recipe}_few_shot.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(text)
     print(text)
     return 0
 

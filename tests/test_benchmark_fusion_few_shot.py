@@ -86,3 +86,11 @@ def test_few_shot_runs_label_k_per_class_and_the_baseline_trains_on_the_k_shots_
     table = {"mme_k5": {"target_accuracy": (0.8, 0.0)}, "finetune_k5": {"target_accuracy": (0.7, 0.0)}}
     assert few.gain_lines(table, [5], ["mme", "finetune"]) == [
         "", "K = 5: mme_k5 − finetune_k5 on the target (points): accuracy +10.0."]
+
+
+def test_few_shot_on_a_pretrained_config_without_its_backbone_stops_before_any_work(few, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TRANSFER_BACKBONES", raising=False)
+    with pytest.raises(SystemExit, match="offline_backbones.py efficientnet-lite0"):
+        few.main(["medical", "--config", "pretrained", "--backbones", str(tmp_path / "none"), "--data-root",
+                  str(tmp_path / "raw"), "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "work").exists()
