@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from hf_transfer.data import DomainDataArguments
+from tests.benchmark_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def multi():
-    return _load("run_multi_source")
+    return load_script("run_multi_source")
 
 
 @pytest.fixture(scope="module")
 def few():
-    return _load("run_few_shot")
+    return load_script("run_few_shot")
 
 
 def test_multi_source_runs_are_each_source_alone_pooled_and_balanced(multi):

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from hf_transfer.data import DomainDataArguments
+from tests.benchmark_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def runner():
-    return _load("run_recipe")
+    return load_script("run_recipe")
 
 
 def test_target_oracle_trains_on_the_target_train_split_and_others_never_do(runner):
@@ -86,7 +77,7 @@ def test_stain_augmented_dann_is_compared_with_stain_augmented_source_only(runne
 
 
 def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
-    collect = _load("collect_results")
+    collect = load_script("collect_results")
     (tmp_path / "benchmarks" / "results").mkdir(parents=True)
     (tmp_path / "benchmarks" / "results" / "speech.md").write_text("SPEECH TABLE\n")
     (tmp_path / "benchmarks" / "results" / "digits.md").write_text("DIGITS TABLE\n")

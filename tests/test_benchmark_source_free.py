@@ -3,21 +3,18 @@ be, reloaded to the same target scores, then adapted by a source-free method."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tests.benchmark_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("run_source_free", ROOT / "benchmarks" / "run_source_free.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("run_source_free")
 
 
 def test_source_only_run_is_shared_reloaded_and_adapted(bench, tiny_setup):
@@ -44,9 +41,7 @@ def test_source_only_run_is_shared_reloaded_and_adapted(bench, tiny_setup):
 
 
 def test_run_recipe_sends_source_free_methods_to_this_script():
-    spec = importlib.util.spec_from_file_location("run_recipe", ROOT / "benchmarks" / "run_recipe.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
+    runner = load_script("run_recipe")
     with pytest.raises(ValueError, match="run benchmarks/run_source_free.py"):
         runner.method_overrides("shot", target=None)
 

@@ -6,7 +6,6 @@ The tiny data is written in the shared data's *raw* formats and converted by
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from PIL import Image
 
 from hf_transfer.cli import parse_train_arguments
 from hf_transfer.alignment import available_methods
+from tests.benchmark_scripts import load_script
 
 try:
     from hub_fixtures import hub, hub_server, run_fresh_python  # noqa: F401  (fixtures)
@@ -130,17 +130,14 @@ TINY = [
 
 @pytest.fixture
 def prepared(tmp_path):
-    spec = importlib.util.spec_from_file_location("prepare_data_for_recipes", ROOT / "benchmarks" / "prepare_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_script("prepare_data")
 
     def make(domain: str) -> Path:
         RAW[domain](tmp_path / "raw")
         return module.prepare(domain, tmp_path / "raw", tmp_path / "data", printer=None)
 
     yield make
-    sys.modules.pop(spec.name, None)
+    sys.modules.pop(module.__name__, None)
 
 
 def _tiny_overrides(domain: str, kind: str, tmp_path: Path) -> list[str]:
@@ -200,9 +197,7 @@ def test_benchmark_oracle_runs_on_each_local_recipe(domain, prepared, tmp_path):
     """The runner's target_oracle overrides build a valid run for every modality (image crops, text, audio)."""
     from hf_transfer.pipeline import run_training
 
-    spec = importlib.util.spec_from_file_location("run_recipe_for_oracle", ROOT / "benchmarks" / "run_recipe.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
+    runner = load_script("run_recipe")
     prepared(domain)
     config = str(ROOT / "recipes" / domain / "local.yaml")
     base = parse_train_arguments(config, _tiny_overrides(domain, "local", tmp_path))

@@ -223,13 +223,9 @@ def test_model_card_goes_through_the_trainers_public_card_hook(tmp_path):
 
 def test_a_dann_step_reads_no_device_value_on_the_host_beyond_a_plain_lora_step(tmp_path):
     """benchmarks/profile_sync.py's count: no .item()/bool()/boolean mask/tolist per step (GPU stream syncs)."""
-    import importlib.util
-    from pathlib import Path
+    from tests.benchmark_scripts import load_script
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "profile_sync.py"
-    spec = importlib.util.spec_from_file_location("bench_profile_sync", path)
-    profile_sync = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(profile_sync)
+    profile_sync = load_script("profile_sync")
     plain = profile_sync.plain_lora(str(tmp_path / "plain"), logging_nan_inf_filter=False)
     dann = profile_sync.domain_adaptation(str(tmp_path / "dann"), "dann", logging_nan_inf_filter=False)
     assert sum(plain["step"].values()) == 0  # the measure finds nothing in a plain step ...
