@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     names = [run_name(m, k) for k in ns.shots for m in methods]
     table = runner.summarise(runs, names)
-    text = runner.markdown(f"{stem.removesuffix('_few_shot')} few-shot", table, commit, ns.seeds).rstrip("\n")
+    title, where = runner.title_of(stem.removesuffix("_few_shot"), ", few-shot target labels")
+    text = runner.markdown(title, table, commit, ns.seeds, config=where).rstrip("\n")
     text = "\n".join([text, *gain_lines(table, ns.shots, methods)]) + "\n"
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)

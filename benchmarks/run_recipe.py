@@ -68,6 +68,21 @@ METHOD_OVERRIDES = {
     "dann_rotation": ["--training.method", "dann", "--training.task_loss_weights", "rotation=1.0"],
 }
 REPORTED = ("accuracy", "f1", "balanced_accuracy")
+TITLES = {
+    "speech_pretrained": ("speech, on a real pretrained encoder: Whisper tiny.en, 1 s clips",
+                          "recipes/speech/pretrained.yaml"),
+    "digits_pretrained": ("digits, on a real pretrained backbone: EfficientNet-Lite0 (ImageNet), 64 px",
+                          "recipes/digits/pretrained.yaml"),
+    "medical_pretrained": ("medical, on a real pretrained backbone: EfficientNet-Lite0 (ImageNet), 64 px",
+                           "recipes/medical/pretrained.yaml"),
+}
+"""How a results table names its runs (``stem`` -> title, config): the stem itself when it is not listed."""
+
+
+def title_of(stem: str, suffix: str = "") -> tuple[str, str | None]:
+    """The table title of results ``stem`` (``suffix`` appended, e.g. ", source-free") and the config it ran."""
+    title, config = TITLES.get(stem, (stem, None))
+    return title + suffix, config
 # (method, the baseline it is compared with): each adaptation method against source-only with the same augmentation
 COMPARISONS = (
     ("dann", "source_only"),
@@ -95,6 +110,13 @@ METHOD_NAMES = {
     "mcc": "MCC (no discriminator)",
     "dann_mcc": "DANN + MCC",
     "cdan": "CDAN+E (conditional DANN)",
+    "mmd": "MMD (DAN, multi-kernel)",
+    "source_only_stain": "source-only + stain augmentation",
+    "dann_stain": "DANN + stain augmentation",
+    "mcc_stain": "MCC + stain augmentation",
+    "cdan_stain": "CDAN+E + stain augmentation",
+    "source_only_speed": "source-only + speed perturbation",
+    "dann_speed": "DANN + speed perturbation",
     "source_only_rotation": "source-only + rotation task",
     "dann_rotation": "DANN + rotation task",
 }
@@ -298,12 +320,17 @@ def summarise(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
     return table
 
 
-def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: list[int]) -> str:
+def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: list[int],
+             config: str | None = None) -> str:
+    """The results table; ``recipe`` is its title (a results stem is looked up in :data:`TITLES`)."""
     def cell(value):
         return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}" if value else "–"
 
+    title, listed = TITLES.get(recipe, (recipe, None))
+    where = f"`{config or listed}`; " if config or listed else ""
     lines = [
-        f"**{recipe}** (seeds {', '.join(map(str, seeds))}; commit `{commit}`; last-step model, no target-label selection)",
+        f"**{title}** ({where}seeds {', '.join(map(str, seeds))}; commit `{commit}`; last-step model, no target-label "
+        "selection)",
         "",
         "| method | target acc | target macro-F1 | target balanced acc | source acc | max time / run |",
         "|---|---:|---:|---:|---:|---:|",
@@ -391,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.append:
         replaced = {(r["method"], r["seed"]) for r in runs}
         runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
-        commit = f"{previous_payload['commit']}, {commit}"
+        commit = ", ".join(dict.fromkeys([*previous_payload["commit"].split(", "), commit]))  # each commit once
         methods = list(dict.fromkeys(r["method"] for r in runs))
     table = summarise(runs, methods)
     out.mkdir(parents=True, exist_ok=True)

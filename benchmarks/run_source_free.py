@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs,
                "with_source": compared}
     target_file.write_text(json.dumps(payload, indent=2) + "\n")
-    text = runner.markdown(f"{stem}, source-free", table, commit, ns.seeds)
+    title, where = runner.title_of(stem, ", source-free (the source-only model adapted without the source data)")
+    text = runner.markdown(title, table, commit, ns.seeds, config=where)
     (out / f"{stem}_source_free.md").write_text(text)
     print(text)
     return 0

@@ -72,8 +72,9 @@ def test_stain_augmented_dann_is_compared_with_stain_augmented_source_only(runne
         for m, acc in (("source_only", 0.2), ("source_only_stain", 0.6), ("dann_stain", 0.7))
     ]
     text = runner.markdown("medical", runner.summarise(runs, ["source_only", "source_only_stain", "dann_stain"]), "c", [0])
-    assert "source_only_stain − source-only on the target (points): accuracy +40.0" in text
-    assert "dann_stain − source_only_stain on the target (points): accuracy +10.0" in text
+    assert "source-only + stain augmentation − source-only on the target (points): accuracy +40.0" in text
+    assert ("DANN + stain augmentation − source-only + stain augmentation on the target (points): accuracy +10.0"
+            in text)
 
 
 def test_collect_results_replaces_only_the_marked_block(tmp_path, monkeypatch):
@@ -137,3 +138,11 @@ def test_the_pretrained_configs_write_their_own_results_and_a_missing_backbone_n
     (tmp_path / "whisper-tiny.en-1s" / "config.json").write_text("{}")
     runner.check_offline_backbone("speech", "pretrained")  # present: no error
     runner.check_offline_backbone("speech", "local")  # no offline backbone involved
+
+
+def test_a_listed_results_stem_gets_its_title_and_config(runner):
+    runs = [{"method": "source_only", "seed": 0, "seconds": 60.0, "metrics": {"eval_target_accuracy": 0.5}}]
+    text = runner.markdown("speech_pretrained", runner.summarise(runs, ["source_only"]), "c", [0])
+    assert text.startswith("**speech, on a real pretrained encoder: Whisper tiny.en, 1 s clips** "
+                           "(`recipes/speech/pretrained.yaml`; seeds 0; commit `c`;")
+    assert runner.markdown("digits", runner.summarise(runs, ["source_only"]), "c", [0]).startswith("**digits** (seeds 0;")
