@@ -262,3 +262,27 @@ def installed_versions(packages: tuple[str, ...] = FRAMEWORKS) -> dict[str, str]
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def save_processor(processor: Any, model: Any, output_dir: str | os.PathLike) -> None:
+    """Save ``processor`` beside the adapter, so the folder preprocesses as the run did.
+
+    timm's ``TimmWrapperImageProcessor`` has no file of its own: it reads ``pretrained_cfg`` from the model's
+    ``config.json``, which an adapter folder otherwise lacks, so a reload would take the *base's* input size (224)
+    instead of the one trained at (``image_size``). For it, the model's config (this run's labels and input size,
+    no local path) is written as ``config.json``: what a push uploads too.
+    """
+    if processor is None:
+        return
+    processor.save_pretrained(output_dir)
+    try:
+        from transformers import TimmWrapperImageProcessor
+    except ImportError:  # pragma: no cover - older transformers
+        return
+    config = getattr(model, "config", None)
+    if isinstance(processor, TimmWrapperImageProcessor) and config is not None:
+        from .utils.io import write_text_atomic
+
+        values = config.to_diff_dict()
+        values.pop("_name_or_path", None)
+        write_text_atomic(Path(output_dir) / BASE_CONFIG_NAME, json.dumps(values, indent=2, sort_keys=True) + "\n")

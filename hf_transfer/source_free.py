@@ -598,14 +598,14 @@ class SourceFreeTrainer(Trainer):
         return metrics
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        from .artifacts import TRAINING_ARGS_NAME, portable_training_args
+        from .artifacts import TRAINING_ARGS_NAME, portable_training_args, save_processor
 
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
-        self.accelerator.unwrap_model(self.model).save_pretrained(output_dir, state_dict=state_dict)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+        model = self.accelerator.unwrap_model(self.model)
+        model.save_pretrained(output_dir, state_dict=state_dict)
+        save_processor(self.processing_class, model, output_dir)
         torch.save(portable_training_args(self.args, output_dir), os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:

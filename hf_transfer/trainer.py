@@ -31,7 +31,13 @@ from transformers import EvalPrediction, Trainer, TrainerCallback
 from .alignment.objective import AlignmentObjective
 from .alignment.registry import get_method
 from .alignment.schedules import grl_lambda
-from .artifacts import DISCRIMINATOR_WEIGHTS_NAME, MODEL_CARD_NAME, TRAINING_ARGS_NAME, portable_training_args
+from .artifacts import (
+    DISCRIMINATOR_WEIGHTS_NAME,
+    MODEL_CARD_NAME,
+    TRAINING_ARGS_NAME,
+    portable_training_args,
+    save_processor,
+)
 from .data.collator import DomainBatchCollator
 from .data.labels import label_names
 from .data.few_shot import dataset_labels, stratified_indices
@@ -416,8 +422,7 @@ class DomainAdaptationTrainer(Trainer):
             return
         model = self.accelerator.unwrap_model(self.model)
         model.save_pretrained(output_dir, state_dict=state_dict)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+        save_processor(self.processing_class, model, output_dir)
         torch.save(portable_training_args(self.args, output_dir), os.path.join(output_dir, TRAINING_ARGS_NAME))
         self.create_model_card(output_dir=output_dir)
 

@@ -150,3 +150,35 @@ def test_a_pushed_card_names_the_base_and_holds_the_files_it_claims(trained, hub
     assert "config.json" in files and "the base model's `config.json`" in card.text
     assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == "org/tiny-vit"
     assert ("Target domain: local data", "test") in _index(card)
+
+
+def test_a_timm_adapter_trained_at_image_size_reloads_at_that_size(tmp_path):
+    """timm keeps preprocessing in config.json, which an adapter folder lacked: a reload took the base's size."""
+    from tests.conftest import _image_tree
+    from tests.test_backbones import save_timm_resnet
+    from transformers import AutoImageProcessor
+
+    from hf_transfer.hub import load_adapted_model
+    from hf_transfer.source_free import load_source_model
+
+    for domain, shift in (("source", 0), ("target", 60)):
+        _image_tree(tmp_path / domain / "train", ["a", "b", "c"], 2, shift)
+    torch.manual_seed(0)
+    save_timm_resnet(tmp_path / "timm")  # its own input size is 32
+    config = {
+        "model": {"model_name_or_path": str(tmp_path / "timm"), "image_size": 24},
+        "source": {"dataset": str(tmp_path / "source")},
+        "target": {"dataset": str(tmp_path / "target")},
+        "training": {"output_dir": str(tmp_path / "out"), "max_steps": 1, "per_device_train_batch_size": 4,
+                     "lora_r": 2, "discriminator_hidden_size": 8, "report_to": "none", "save_strategy": "no",
+                     "disable_tqdm": True, "shift_report": "none"},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "config.yaml")]) == 0
+    out = tmp_path / "out"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["pretrained_cfg"]["input_size"] == [3, 24, 24] and "_name_or_path" not in saved
+    assert saved["label_names"] == ["a", "b", "c"]  # timm's own form of the label mapping
+    _, processor = load_adapted_model(out)
+    for reloaded in (processor, load_source_model(str(out)).processor, AutoImageProcessor.from_pretrained(out)):
+        assert tuple(reloaded.data_config["input_size"]) == (3, 24, 24)
