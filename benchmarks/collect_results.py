@@ -18,6 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 GROUPS = (
     ("#### On real pretrained backbones (EfficientNet-Lite0, Whisper tiny.en, all-MiniLM-L6-v2)",
      ("speech_pretrained", "digits_pretrained", "medical_pretrained", "finance", "finance_mmd")),
+    ("#### Source-free: the source-only model adapted without the source data (`run_source_free.py`)",
+     ("speech_pretrained_source_free", "digits_pretrained_source_free", "medical_pretrained_source_free",
+      "finance_source_free")),
+    ("#### A few target labels (`run_few_shot.py`)", ("medical_pretrained_few_shot", "finance_few_shot")),
+    ("#### Label-free selection: what a sweep picks without target labels (`selection.py`)",
+     ("digits_selection", "digits_selection_median")),
     ("#### On from-scratch backbones (tiny networks pretrained on the source here; `local.yaml`)",
      ("digits", "digits_mmd", "digits_before_after", "speech", "speech_mmd", "speech_extra", "medical", "medical_mmd",
       "medical_stainpre")),
