@@ -117,6 +117,9 @@ METHOD_NAMES = {
     "cdan_stain": "CDAN+E + stain augmentation",
     "source_only_speed": "source-only + speed perturbation",
     "dann_speed": "DANN + speed perturbation",
+    "shot": "SHOT (source-free)",
+    "tent": "TENT (source-free)",
+    "sar": "SAR (source-free)",
     "source_only_rotation": "source-only + rotation task",
     "dann_rotation": "DANN + rotation task",
 }

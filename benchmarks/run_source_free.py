@@ -138,10 +138,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="run_recipe.py results whose dann/mcc/cdan/mmd rows are shown for comparison "
                         "(default: <out>/<stem>.json).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
+    parser.add_argument("--summarise-only", action="store_true", help="Rewrite the Markdown table from its JSON.")
     ns, extra = parser.parse_known_args(argv)
 
     stem = runner.results_stem(ns.recipe, ns.config)
     config = runner.config_path(ns.recipe, ns.config)  # an unknown --config stops here
+    if ns.summarise_only:
+        payload = json.loads((Path(ns.out) / f"{stem}_source_free.json").read_text())
+        print(write_table(runner, Path(ns.out), stem, payload))
+        return 0
     if ns.backbones:
         os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
     runner.check_offline_backbone(ns.recipe, ns.config)
@@ -186,20 +191,26 @@ def main(argv: list[str] | None = None) -> int:
         runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
     compared = [{**r, "method": f"{r['method']} (with source)"} for r in with_source
                 if r["method"] in WITH_SOURCE and r["seed"] in ns.seeds]
-    methods = list(dict.fromkeys(r["method"] for r in runs + compared))
-    table = runner.summarise(runs + compared, methods)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "overrides": extra,
                "method_overrides": {m: METHOD_OVERRIDES[m] for m in ns.methods},
                "start": "the recipe's source_only run folder, copied as a Hub download and reloaded",
-               "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs,
+               "selection": "last step (no target labels used for model selection)", "runs": runs,
                "with_source": compared}
-    target_file.write_text(json.dumps(payload, indent=2) + "\n")
-    title, where = runner.title_of(stem, ", source-free (the source-only model adapted without the source data)")
-    text = runner.markdown(title, table, commit, ns.seeds, config=where)
-    (out / f"{stem}_source_free.md").write_text(text)
-    print(text)
+    print(write_table(runner, out, stem, payload))
     return 0
+
+
+def write_table(runner, out: Path, stem: str, payload: dict[str, Any]) -> str:
+    """``<stem>_source_free.json`` (with its summary) and ``.md`` from the payload's runs; returns the Markdown."""
+    rows = payload["runs"] + payload["with_source"]
+    table = runner.summarise(rows, list(dict.fromkeys(r["method"] for r in rows)))
+    payload = {**payload, "summary": table}
+    (out / f"{stem}_source_free.json").write_text(json.dumps(payload, indent=2) + "\n")
+    title, where = runner.title_of(stem, ", source-free (the source-only model adapted without the source data)")
+    text = runner.markdown(title, table, payload["commit"], payload["seeds"], config=where)
+    (out / f"{stem}_source_free.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -53,3 +53,21 @@ def test_pretrained_config_without_its_backbone_stops_before_any_work(bench, tmp
         bench.main(["digits", "--config", "pretrained", "--backbones", str(tmp_path / "none"), "--data-root",
                     str(tmp_path / "raw"), "--work-dir", str(work), "--out", str(tmp_path / "out")])
     assert not work.exists()  # nothing prepared, nothing trained
+
+
+def test_the_table_compares_each_method_with_the_reloaded_source_only_and_shows_the_source_runs(bench, tmp_path):
+    runner = load_script("run_recipe")
+
+    def run(method, seed, accuracy):
+        return {"method": method, "seed": seed, "seconds": 60.0, "metrics": {"eval_target_accuracy": accuracy}}
+
+    payload = {"commit": "c", "seeds": [0, 1], "runs": [run("source_only", 0, 0.5), run("source_only", 1, 0.7),
+                                                         run("shot", 0, 0.7), run("shot", 1, 0.8)],
+               "with_source": [run("mcc (with source)", 0, 0.9), run("mcc (with source)", 1, 0.9)]}
+    text = bench.write_table(runner, tmp_path, "speech_pretrained", payload)
+    assert text.startswith("**speech, on a real pretrained encoder: Whisper tiny.en, 1 s clips, source-free")
+    assert "| mcc (with source) | 90.0 ± 0.0 |" in text
+    assert "SHOT (source-free) − source-only on the target (points): accuracy +15.0." in text
+    saved = json.loads((tmp_path / "speech_pretrained_source_free.json").read_text())
+    assert saved["summary"]["shot"]["target_accuracy"] == pytest.approx([0.75, 0.05])
+    assert (tmp_path / "speech_pretrained_source_free.md").read_text() == text
