@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_transfer.alignment.registry import AlignmentBatch, get_method
-from hf_transfer.alignment.sar import ReliableEntropyLoss, SarSettings, SarTerm, sam_perturbation
+from hf_transfer.alignment.sar import ReliableEntropyLoss, SarSettings, SarTerm, reset_threshold, sam_perturbation
 
 
 def _entropy(p):
@@ -51,6 +51,20 @@ def test_recovery_follows_the_moving_average():
     assert term.should_reset(0.1)  # 0.9·0.21 + 0.01 = 0.199 < 0.2
     assert term.moving_average is None
     assert not SarTerm(SarSettings(reset_constant=0.0)).should_reset(0.0)
+
+
+def test_the_default_recovery_threshold_scales_with_the_number_of_classes():
+    settings = SarSettings()
+    assert reset_threshold(settings, 1000) == pytest.approx(0.2)  # the paper's, on ImageNet
+    assert reset_threshold(settings, 10) == pytest.approx(0.2 * math.log(10) / math.log(1000))  # 0.0667
+    assert reset_threshold(SarSettings(reset_constant=0.2), 10) == 0.2
+    # a confident 10-class model (reliable rows at 0.15 nats) is not "collapsed" by default; it was at 0.2
+    confident = AlignmentBatch(features=torch.zeros(1, 2), logits=torch.zeros(1, 10), labels=None,
+                               domain_labels=torch.ones(1, dtype=torch.long))
+    for settings, resets in ((SarSettings(), False), (SarSettings(reset_constant=0.2), True)):
+        term = SarTerm(settings)
+        term(confident)  # the term learns K = 10 from the batch
+        assert term.should_reset(0.15) is resets  # the moving average starts at 0.15
 
 
 def test_term_is_registered_as_sharpness_aware_and_source_free():

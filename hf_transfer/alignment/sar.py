@@ -19,8 +19,11 @@ batches: a few noisy, high-entropy rows produce large gradients that push every 
     Θ \\leftarrow Θ - η \\nabla_Θ \\mathcal L_{sar}(Θ)\\big|_{Θ + \\hat ε}
 
 where the second pass keeps the rows reliable in both passes. 3. A **model recovery**: when the exponential moving
-average of the loss (:math:`0.9 \\cdot e + 0.1 \\cdot \\mathcal L`) falls below ``reset_constant`` (the paper's
-0.2) the model has likely collapsed, and the adapted parameters return to their initial values.
+average of the loss (:math:`0.9 \\cdot e + 0.1 \\cdot \\mathcal L`) falls below a threshold the model has likely
+collapsed, and the adapted parameters return to their initial values. The paper's threshold, 0.2 nats, was set for
+ImageNet's 1000 classes; by default it is scaled with the entropy's range like the margin,
+:math:`0.2 \\log K / \\log 1000` (0.067 for 10 classes). Unscaled, a confident 10-class model whose reliable rows
+average 0.15 nats is "collapsed" at every few steps, and ends where it started (``reset_constant`` sets it in nats).
 
 **Updates:** normalisation affine parameters only (as TENT). **Needs:** target batches only; two forward/backward
 passes per step; no source data.
@@ -71,31 +74,46 @@ def sam_perturbation(parameters: list[nn.Parameter], rho: float) -> list[torch.T
     return [(g.detach() * scale).to(g.dtype) for g in grads]
 
 
+PAPER_RESET = 0.2
+"""The paper's recovery threshold in nats, for ImageNet's 1000 classes."""
+
+
+def reset_threshold(settings: SarSettings, num_classes: int) -> float:
+    """The recovery threshold in nats for a ``num_classes``-way head (``settings.reset_constant`` when set)."""
+    if settings.reset_constant is not None:
+        return settings.reset_constant
+    return PAPER_RESET * math.log(num_classes) / math.log(1000)
+
+
 @dataclass
 class SarSettings:
     margin: float = 0.4
     """:math:`m` of the reliability threshold :math:`E_0 = m \\log K` (the paper's 0.4)."""
     rho: float = 0.05
     """SAM's neighbourhood radius ρ (the paper's 0.05)."""
-    reset_constant: float = 0.2
-    """Recover the initial parameters when the loss's moving average falls below this (0 = never)."""
+    reset_constant: float | None = None
+    """Recover the initial parameters when the loss's moving average falls below this many nats (0 = never);
+    default :data:`PAPER_RESET` scaled by :math:`\\log K / \\log 1000` (the paper's value at ImageNet's 1000 classes)."""
 
 
 class SarTerm:
     """Reliable entropy of the batch's target rows; the source-free trainer runs SAM's two passes around it."""
 
     def __init__(self, settings: SarSettings) -> None:
-        if settings.rho < 0 or settings.reset_constant < 0:
+        if settings.rho < 0 or (settings.reset_constant or 0) < 0:
             raise ValueError(f"SAR's rho and reset_constant must be >= 0, got {settings.rho}, {settings.reset_constant}.")
         self.settings = settings
         self.loss = ReliableEntropyLoss(settings.margin)
         self.moving_average: float | None = None
+        self.num_classes: int | None = None
+        """The head's K, seen at the first batch (it sets the default recovery threshold)."""
 
     def __call__(
         self, batch: AlignmentBatch, *, domain_head: nn.Module | None = None, grl_lambda: float = 0.0,
         keep: torch.Tensor | None = None,
     ) -> TermOutput:
         target = batch.domain_labels == 1
+        self.num_classes = batch.logits.shape[-1]
         loss, kept = self.loss(batch.logits[target], None if keep is None else keep[target])
         return TermOutput(loss, {"sar_loss": loss.detach(), "sar_reliable_fraction": kept.float().mean().detach(),
                                  "sar_reliable_rows": kept.sum().detach()})
@@ -111,7 +129,8 @@ class SarTerm:
         if reliable_rows == 0 or not math.isfinite(loss):
             return False
         self.moving_average = loss if self.moving_average is None else 0.9 * self.moving_average + 0.1 * loss
-        if self.settings.reset_constant > 0 and self.moving_average < self.settings.reset_constant:
+        threshold = reset_threshold(self.settings, self.num_classes or 1000)
+        if threshold > 0 and self.moving_average < threshold:
             self.moving_average = None
             return True
         return False
