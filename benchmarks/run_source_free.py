@@ -43,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("shot", "tent", "sar")
-WITH_SOURCE = ("dann", "mcc", "cdan", "mmd")
+WITH_SOURCE = ("dann", "mcc", "dann_mcc", "cdan", "mmd")
 """Rows copied from the recipe's own results, for comparison (methods that train with the source data)."""
 METHOD_OVERRIDES = {
     "shot": [],
@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stem = runner.results_stem(ns.recipe, ns.config)
     config = runner.config_path(ns.recipe, ns.config)  # an unknown --config stops here
-    if ns.summarise_only:
+    if ns.summarise_only:  # the with-source rows are read again: the files (or WITH_SOURCE) may have grown
         payload = json.loads((Path(ns.out) / f"{stem}_source_free.json").read_text())
+        payload["with_source"] = with_source_rows(ns.with_source or [Path(ns.out) / f"{stem}.json"], payload["seeds"])
         print(write_table(runner, Path(ns.out), stem, payload))
         return 0
     if ns.backbones:
@@ -159,10 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_warning()
 
     out = Path(ns.out)
-    with_source = []
-    for path in map(Path, ns.with_source or [out / f"{stem}.json"]):
-        if path.is_file():
-            with_source += json.loads(path.read_text())["runs"]
+    with_source = [r for path in map(Path, ns.with_source or [out / f"{stem}.json"]) if path.is_file()
+                   for r in json.loads(path.read_text())["runs"]]
     target_file = out / f"{stem}_source_free.json"
     previous = json.loads(target_file.read_text())["runs"] if ns.append and target_file.is_file() else []
     runs: list[dict[str, Any]] = []
@@ -189,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.append:
         replaced = {(r["method"], r["seed"]) for r in runs}
         runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
-    compared = [{**r, "method": f"{r['method']} (with source)"} for r in with_source
-                if r["method"] in WITH_SOURCE and r["seed"] in ns.seeds]
+    compared = with_source_rows(ns.with_source or [out / f"{stem}.json"], ns.seeds)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "overrides": extra,
                "method_overrides": {m: METHOD_OVERRIDES[m] for m in ns.methods},
@@ -199,6 +197,19 @@ def main(argv: list[str] | None = None) -> int:
                "with_source": compared}
     print(write_table(runner, out, stem, payload))
     return 0
+
+
+def with_source_rows(files, seeds: list[int]) -> list[dict[str, Any]]:
+    """The :data:`WITH_SOURCE` runs of run_recipe.py results ``files`` for ``seeds``, named "<method> (with source)"
+    (a method in two files: the first file's runs)."""
+    rows: list[dict[str, Any]] = []
+    for path in map(Path, files):
+        if not path.is_file():
+            continue
+        done = {r["method"] for r in rows}
+        rows += [{**r, "method": f"{r['method']} (with source)"} for r in json.loads(path.read_text())["runs"]
+                 if r["method"] in WITH_SOURCE and r["seed"] in seeds and f"{r['method']} (with source)" not in done]
+    return rows
 
 
 def write_table(runner, out: Path, stem: str, payload: dict[str, Any]) -> str:

@@ -71,3 +71,14 @@ def test_the_table_compares_each_method_with_the_reloaded_source_only_and_shows_
     saved = json.loads((tmp_path / "speech_pretrained_source_free.json").read_text())
     assert saved["summary"]["shot"]["target_accuracy"] == pytest.approx([0.75, 0.05])
     assert (tmp_path / "speech_pretrained_source_free.md").read_text() == text
+
+
+def test_with_source_rows_come_from_several_results_files_first_file_first(bench, tmp_path):
+    def results(path, rows):
+        path.write_text(json.dumps({"runs": [{"method": m, "seed": s, "metrics": {}} for m, s in rows]}))
+        return path
+
+    first = results(tmp_path / "a.json", [("mmd", 0), ("source_only", 0), ("mmd", 5)])
+    second = results(tmp_path / "b.json", [("mmd", 0), ("dann_mcc", 0), ("shot", 0)])
+    rows = bench.with_source_rows([first, second, tmp_path / "missing.json"], seeds=[0])
+    assert [r["method"] for r in rows] == ["mmd (with source)", "dann_mcc (with source)"]
