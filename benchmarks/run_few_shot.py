@@ -102,12 +102,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="recipes/<recipe>/<CONFIG>.yaml, as for run_recipe.py (local or pretrained).")
     parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
                         help="The folder of converted offline backbones, as for run_recipe.py.")
+    parser.add_argument("--summarise-only", action="store_true", help="Rewrite the Markdown table from its JSON.")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     ns, extra = parser.parse_known_args(argv)
 
     runner = _load("run_recipe")
     stem = f"{runner.results_stem(ns.recipe, ns.config)}_few_shot"
     config = str(runner.config_path(ns.recipe, ns.config))  # an unknown --config stops here
+    out = Path(ns.out)
+    if ns.summarise_only:
+        payload = json.loads((out / f"{stem}.json").read_text())
+        print(write_table(runner, out, stem, payload, list(dict.fromkeys(r["method"].rsplit("_k", 1)[0]
+                                                                         for r in payload["runs"]))))
+        return 0
     if ns.backbones:
         os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
     runner.check_offline_backbone(ns.recipe, ns.config)
@@ -146,19 +153,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{ns.recipe} few-shot] seed {seed} {name}: target acc "
                       f"{result['metrics'].get('eval_target_accuracy', float('nan')):.4f} ({result['seconds']} s)",
                       flush=True)
-    names = [run_name(m, k) for k in ns.shots for m in methods]
-    table = runner.summarise(runs, names)
-    title, where = runner.title_of(stem.removesuffix("_few_shot"), ", few-shot target labels")
-    text = runner.markdown(title, table, commit, ns.seeds, config=where).rstrip("\n")
-    text = "\n".join([text, *gain_lines(table, ns.shots, methods)]) + "\n"
-    out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "shots": ns.shots, "overrides": extra,
-               "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}
-    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(text)
-    print(text)
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "shots": ns.shots,
+               "overrides": extra, "selection": "last step (no target labels used for model selection)", "runs": runs}
+    print(write_table(runner, out, stem, payload, methods))
     return 0
+
+
+def write_table(runner, out: Path, stem: str, payload: dict[str, Any], methods: list[str]) -> str:
+    """``<stem>.json`` (with its summary) and ``<stem>.md`` from the payload's runs; returns the Markdown."""
+    names = [run_name(m, k) for k in payload["shots"] for m in methods]
+    table = runner.summarise(payload["runs"], names)
+    title, where = runner.title_of(stem.removesuffix("_few_shot"), ", a few target labels (K per class)")
+    text = runner.markdown(title, table, payload["commit"], payload["seeds"], config=where).rstrip("\n")
+    text = "\n".join([text, *gain_lines(table, payload["shots"], methods)]) + "\n"
+    (out / f"{stem}.json").write_text(json.dumps({**payload, "summary": table}, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

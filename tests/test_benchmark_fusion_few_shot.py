@@ -85,3 +85,14 @@ def test_few_shot_on_a_pretrained_config_without_its_backbone_stops_before_any_w
         few.main(["medical", "--config", "pretrained", "--backbones", str(tmp_path / "none"), "--data-root",
                   str(tmp_path / "raw"), "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "work").exists()
+
+
+def test_the_few_shot_table_compares_each_method_with_fine_tuning_on_the_k_labels(few, tmp_path):
+    runner = load_script("run_recipe")
+    runs = [{"method": f"{m}_k5", "seed": 0, "seconds": 60.0, "shots": 5, "metrics": {"eval_target_accuracy": a}}
+            for m, a in (("mme", 0.8), ("finetune", 0.7))]
+    payload = {"commit": "c", "seeds": [0], "shots": [5], "runs": runs}
+    text = few.write_table(runner, tmp_path, "medical_pretrained_few_shot", payload, ["mme", "finetune"])
+    assert text.startswith("**medical, on a real pretrained backbone: EfficientNet-Lite0 (ImageNet), 64 px, a few")
+    assert "K = 5: mme_k5 − finetune_k5 on the target (points): accuracy +10.0." in text
+    assert (tmp_path / "medical_pretrained_few_shot.md").read_text() == text
