@@ -315,7 +315,9 @@ def summarise(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
             values = [v for v in values if v is not None]
             if values:
                 entry[f"target_{name}"] = (statistics.mean(values), statistics.pstdev(values))
-        source = [r["metrics"].get("eval_source_accuracy") for r in rows if method != "target_oracle"]
+        # the oracle and fine-tune-on-K runs train on the target: their "source" split is the target's
+        source = [r["metrics"].get("eval_source_accuracy") for r in rows
+                  if method != "target_oracle" and not method.startswith("finetune_")]
         source = [v for v in source if v is not None]
         if source:
             entry["source_accuracy"] = (statistics.mean(source), statistics.pstdev(source))
