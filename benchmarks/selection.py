@@ -113,8 +113,9 @@ def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dic
 
     def pick(candidate: Mapping[str, Any]) -> dict[str, Any]:
         # "dann/0.3/stain": the candidate's grid values, short enough for a table cell
-        return {"candidate": candidate["name"], "label": "/".join(map(str, candidate["values"].values())),
-                "score": value(candidate)}
+        values = candidate["values"]
+        ordered = [values[k] for k in sorted(values, key=lambda k: k != "training.method")]  # the method first
+        return {"candidate": candidate["name"], "label": "/".join(map(str, ordered)), "score": value(candidate)}
 
     by_name = {c["name"]: c for c in candidates}
     eligible = [c for c in candidates if c["status"] == "finished"]

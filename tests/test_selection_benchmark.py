@@ -19,7 +19,7 @@ def selection():
 
 
 def _candidate(name, method, status, entropy, snd, accuracy):
-    return {"name": name, "values": {"training.method": method}, "status": status,
+    return {"name": name, "values": {"training.domain_loss_weight": 0.3, "training.method": method}, "status": status,
             "scores": {"entropy": entropy, "snd": snd}, "metrics": {"eval_target_accuracy": accuracy}}
 
 
@@ -36,7 +36,7 @@ def test_each_rule_picks_by_its_own_direction_and_never_a_collapsed_candidate(se
     picks = selection.picks_of_one_sweep(payload, "eval_target_accuracy")
     assert {rule: p["candidate"] for rule, p in picks.items()} == {
         "source_only": "c01", "entropy": "c03", "snd": "c02", "ensemble": "c02", "oracle": "c04"}
-    assert picks["entropy"]["score"] == 0.75 and picks["entropy"]["label"] == "mcc"
+    assert picks["entropy"]["score"] == 0.75 and picks["entropy"]["label"] == "mcc/0.3"
 
 
 def test_regret_and_gain_are_means_over_seeds(selection):
