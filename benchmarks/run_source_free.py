@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     with_source = [r for path in map(Path, ns.with_source or [out / f"{stem}.json"]) if path.is_file()
                    for r in json.loads(path.read_text())["runs"]]
     target_file = out / f"{stem}_source_free.json"
-    previous = json.loads(target_file.read_text())["runs"] if ns.append and target_file.is_file() else []
+    earlier = json.loads(target_file.read_text()) if ns.append and target_file.is_file() else {"runs": []}
+    previous = earlier["runs"]
+    if earlier.get("commit"):  # the runs kept from the earlier JSON were made at its commit(s)
+        commit = ", ".join(dict.fromkeys([*earlier["commit"].split(", "), commit]))
     runs: list[dict[str, Any]] = []
     for seed in ns.seeds:
         saved = work / f"seed{seed}" / "source_only"
@@ -215,7 +218,8 @@ def with_source_rows(files, seeds: list[int]) -> list[dict[str, Any]]:
 def write_table(runner, out: Path, stem: str, payload: dict[str, Any]) -> str:
     """``<stem>_source_free.json`` (with its summary) and ``.md`` from the payload's runs; returns the Markdown."""
     rows = payload["runs"] + payload["with_source"]
-    table = runner.summarise(rows, list(dict.fromkeys(r["method"] for r in rows)))
+    order = ["source_only", *METHODS, *(r["method"] for r in rows)]  # source-only, SHOT, TENT, SAR, then the rest
+    table = runner.summarise(rows, [m for m in dict.fromkeys(order) if any(r["method"] == m for r in rows)])
     payload = {**payload, "summary": table}
     (out / f"{stem}_source_free.json").write_text(json.dumps(payload, indent=2) + "\n")
     title, where = runner.title_of(stem, ", source-free (the source-only model adapted without the source data)")
