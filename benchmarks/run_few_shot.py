@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(write_table(runner, out, stem, payload, list(dict.fromkeys(r["method"].rsplit("_k", 1)[0]
                                                                          for r in payload["runs"]))))
         return 0
-    if ns.backbones:
-        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
-    runner.check_offline_backbone(ns.recipe, ns.config)
+    runner.use_backbones(ns.recipe, ns.config, ns.backbones)
     commit = runner._commit()
     work = Path(ns.work_dir).resolve()
     data = work / "data"

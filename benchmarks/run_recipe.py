@@ -239,6 +239,19 @@ def check_offline_backbone(recipe: str, config: str = "local") -> None:
         )
 
 
+def use_backbones(recipe: str, config: str, folder: str | os.PathLike | None) -> None:
+    """Point ``${HF_TRANSFER_BACKBONES}`` at ``folder`` (when given), then stop if the config's backbone is missing."""
+    if folder:
+        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(folder).resolve())
+    check_offline_backbone(recipe, config)
+
+
+def merged_commits(earlier: str | None, commit: str) -> str:
+    """``earlier``'s commits (a results file's ``"a, b"``) then ``commit``, each once: the runs kept from it were
+    made at those."""
+    return ", ".join(dict.fromkeys([*(earlier.split(", ") if earlier else []), commit]))
+
+
 def results_stem(recipe: str, config: str = "local") -> str:
     """The results file name: ``digits`` for local.yaml, ``digits_pretrained`` for pretrained.yaml."""
     return recipe if config == "local" else f"{recipe}_{config}"
@@ -331,7 +344,7 @@ def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: 
     def cell(value):
         return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}" if value else "–"
 
-    title, listed = TITLES.get(recipe, (recipe, None))
+    title, listed = title_of(recipe)
     where = f"`{config or listed}`; " if config or listed else ""
     lines = [
         f"**{title}** ({where}seeds {', '.join(map(str, seeds))}; commit `{commit}`; last-step model, no target-label "
@@ -390,9 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
-    if ns.backbones:
-        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
-    check_offline_backbone(ns.recipe, ns.config)  # before any work (--summarise-only needs no backbone)
+    use_backbones(ns.recipe, ns.config, ns.backbones)  # before any work (--summarise-only needs no backbone)
     commit = _commit()  # the code these runs use (taken before they start)
     work = Path(ns.work_dir).resolve() / stem
     data = Path(ns.work_dir).resolve() / "data"
@@ -423,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.append:
         replaced = {(r["method"], r["seed"]) for r in runs}
         runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
-        commit = ", ".join(dict.fromkeys([*previous_payload["commit"].split(", "), commit]))  # each commit once
+        commit = merged_commits(previous_payload["commit"], commit)
         methods = list(dict.fromkeys(r["method"] for r in runs))
     table = summarise(runs, methods)
     out.mkdir(parents=True, exist_ok=True)

@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         payload["with_source"] = with_source_rows(ns.with_source or [Path(ns.out) / f"{stem}.json"], payload["seeds"])
         print(write_table(runner, Path(ns.out), stem, payload))
         return 0
-    if ns.backbones:
-        os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
-    runner.check_offline_backbone(ns.recipe, ns.config)
+    runner.use_backbones(ns.recipe, ns.config, ns.backbones)
     commit = runner._commit()
     work = Path(ns.work_dir).resolve() / stem
     data = Path(ns.work_dir).resolve() / "data"
@@ -165,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     target_file = out / f"{stem}_source_free.json"
     earlier = json.loads(target_file.read_text()) if ns.append and target_file.is_file() else {"runs": []}
     previous = earlier["runs"]
-    if earlier.get("commit"):  # the runs kept from the earlier JSON were made at its commit(s)
-        commit = ", ".join(dict.fromkeys([*earlier["commit"].split(", "), commit]))
+    commit = runner.merged_commits(earlier.get("commit"), commit)
     runs: list[dict[str, Any]] = []
     for seed in ns.seeds:
         saved = work / f"seed{seed}" / "source_only"

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -226,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ns.summarise_only:
         if not ns.data_root:
             parser.error("--data-root is required (except with --summarise-only)")
-        if ns.backbones:
-            os.environ["HF_TRANSFER_BACKBONES"] = str(Path(ns.backbones).resolve())
-        run_recipe.check_offline_backbone(ns.recipe, ns.config)
+        run_recipe.use_backbones(ns.recipe, ns.config, ns.backbones)
         backbones = {seed: seed_backbone(ns.backbones_from, stem_of_runs, seed) for seed in ns.seeds}  # all, first
         data = Path(ns.work_dir).resolve() / "data"
         run_recipe.prepare_environment(ns.recipe, ns.data_root, data)

@@ -19,10 +19,10 @@ setting is only varied for the methods that read it, and no candidate is trained
     - training: {method: [source_only, mcc]}
     - training: {method: [dann, cdan, mmd], domain_loss_weight: [0.1, 0.3, 1.0]}
 
-Every combination is a candidate (a combination that two grids share is trained once), trained one after another through the same code as
-``hf-transfer train`` (:func:`hf_transfer.config.parse_train_arguments` with the candidate's values as
-``--section.field value`` overrides, then :func:`hf_transfer.pipeline.run_training`), each in its own
-folder ``OUTPUT/candidates/cNN`` whose ``candidate.json`` (written atomically, last) marks it done.
+Every combination is a candidate (a combination two grids share is trained once), trained one after another
+through the same code as ``hf-transfer train`` (:func:`hf_transfer.config.parse_train_arguments` with the
+candidate's values as ``--section.field value`` overrides, then :func:`hf_transfer.pipeline.run_training`),
+each in its own folder ``OUTPUT/candidates/cNN`` whose ``candidate.json`` (written atomically, last) marks it done.
 The engine is optuna: a :class:`~optuna.samplers.GridSampler` walks the grid and a median (or
 successive-halving) pruner stops a candidate early when its validator score at an evaluation step
 (``training.eval_strategy: steps``) is worse than the others' at that step — no scheduler of our own.
@@ -136,7 +136,8 @@ def load_grids(grid: Grid) -> list[dict[str, list[Any]]]:
     if isinstance(grid, Mapping):
         return [load_grid(grid)]
     if not grid:
-        raise ValueError("The grid list is empty: give at least one grid, e.g. '- training: {method: [source_only, dann]}'.")
+        raise ValueError("The grid list is empty: give at least one grid, e.g. "
+                         "'- training: {method: [source_only, dann]}'.")
     spaces = []
     for position, one in enumerate(grid):
         if not isinstance(one, Mapping):
@@ -211,8 +212,9 @@ def grid_candidates(space: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, S
         keys = list(one)
         for combo in itertools.product(*(one[k] for k in keys)):
             values = dict(zip(keys, combo))
-            if _key(values) not in seen:
-                seen.add(_key(values))
+            key = _key(values)
+            if key not in seen:
+                seen.add(key)
                 candidates.append(Candidate(len(candidates), values))
     return candidates
 
@@ -737,7 +739,9 @@ def add_sweep_arguments(subparsers: Any) -> argparse.ArgumentParser:
         "for every candidate with --section.field VALUE.",
     )
     parser.add_argument("config", help="YAML or JSON train config (as for hf-transfer train).")
-    parser.add_argument("--grid", required=True, help="YAML/JSON grid: section -> field -> list of values (or a list of such grids: their union).")
+    parser.add_argument("--grid", required=True,
+                        help="YAML/JSON grid: section -> field -> list of values, or a list of such grids "
+                        "(their union).")
     parser.add_argument("--output-dir", default=None, help="Sweep folder (default: the config's training.output_dir).")
     parser.add_argument("--validator", default="ensemble", help="What picks: 'ensemble' (default) or one validator.")
     parser.add_argument("--validators", nargs="+", default=None,

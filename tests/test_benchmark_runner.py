@@ -146,3 +146,9 @@ def test_a_listed_results_stem_gets_its_title_and_config(runner):
     assert text.startswith("**speech, on a real pretrained encoder: Whisper tiny.en, 1 s clips** "
                            "(`recipes/speech/pretrained.yaml`; seeds 0; commit `c`;")
     assert runner.markdown("digits", runner.summarise(runs, ["source_only"]), "c", [0]).startswith("**digits** (seeds 0;")
+
+
+def test_appended_results_name_each_commit_once(runner):
+    assert runner.merged_commits("7fb8f47, 7938d86", "7938d86") == "7fb8f47, 7938d86"
+    assert runner.merged_commits("7fb8f47", "77b3596") == "7fb8f47, 77b3596"
+    assert runner.merged_commits(None, "77b3596") == "77b3596"
