@@ -53,9 +53,11 @@ AUGMENTATION = {"medical": ("model.image_augmentation", ["flip", "stain"]),
                 "speech": ("model.audio_augmentation", ["none", "speed"])}
 
 
-def default_grid(recipe: str, methods: Sequence[str] | None = None) -> list[dict[str, dict[str, list[Any]]]]:
+def default_grid(recipe: str, methods: Sequence[str] | None = None,
+                 augmentation: bool = True) -> list[dict[str, dict[str, list[Any]]]]:
     """Every method trained with the source (x ``WEIGHTS`` for those weighted by ``domain_loss_weight``), x the
-    recipe's augmentation off/on: a list of grids, whose union the sweep trains (no candidate twice).
+    recipe's augmentation off/on (unless ``augmentation`` is false): a list of grids, whose union the sweep trains
+    (no candidate twice).
 
     Source-only, MCC and MME do not read ``domain_loss_weight``: each is one candidate per augmentation, not three
     identical ones. Source-free methods (SHOT, TENT, SAR) train without the source and are not candidates here.
@@ -70,7 +72,7 @@ def default_grid(recipe: str, methods: Sequence[str] | None = None) -> list[dict
         grids.append({"training": {"method": unweighted}})
     if weighted:
         grids.append({"training": {"method": weighted, "domain_loss_weight": list(WEIGHTS)}})
-    if recipe in AUGMENTATION:
+    if augmentation and recipe in AUGMENTATION:
         field, values = AUGMENTATION[recipe]
         section, name = field.split(".")
         for grid in grids:
@@ -208,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--grid", default=None, help="A grid YAML (default: every method x 3 weights [x augmentation]).")
     parser.add_argument("--methods", nargs="+", default=None, help="The default grid's methods (default: all).")
+    parser.add_argument("--no-augmentation", action="store_true",
+                        help="Leave the recipe's augmentation at its config value instead of sweeping it off/on.")
     parser.add_argument("--pruner", default="none", choices=("none", "median", "halving"))
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite the table from the sweeps on disk.")
     parser.add_argument("--backbones-from", default=None, metavar="WORK",
@@ -231,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         run_recipe.prepare_environment(ns.recipe, ns.data_root, data)
         from hf_transfer.sweep import run_sweep
 
-        grid = ns.grid or default_grid(ns.recipe, ns.methods)
+        grid = ns.grid or default_grid(ns.recipe, ns.methods, augmentation=not ns.no_augmentation)
         timings = {}
         for seed in ns.seeds:
             start = time.perf_counter()
@@ -242,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             (work / f"seed{seed}" / "wall_seconds.txt").write_text(f"{timings[seed]}\n")
     per_seed, sizes, walls = {}, set(), []
     for folder in sorted(work.glob("seed*")):
+        if not (folder / "selection.json").is_file():  # a seed still sweeping in another process
+            print(f"[{stem}] {folder.name}: no selection.json yet, left out of the table", flush=True)
+            continue
         payload = json.loads((folder / "selection.json").read_text())
         per_seed[int(folder.name.removeprefix("seed"))] = picks_of_one_sweep(payload, metric)
         sizes.add(len(payload["candidates"]))
