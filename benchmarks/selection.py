@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=None, help="The default grid's methods (default: all).")
     parser.add_argument("--no-augmentation", action="store_true",
                         help="Leave the recipe's augmentation at its config value instead of sweeping it off/on.")
+    parser.add_argument("--validators", nargs="+", default=None,
+                        help="What every candidate logs and the ensemble ranks (default: every single validator).")
     parser.add_argument("--pruner", default="none", choices=("none", "median", "halving"))
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite the table from the sweeps on disk.")
     parser.add_argument("--backbones-from", default=None, metavar="WORK",
@@ -235,11 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         run_recipe.prepare_environment(ns.recipe, ns.data_root, data)
         from hf_transfer.sweep import run_sweep
 
+        from hf_transfer.validators import SINGLE_VALIDATORS
+
+        validators = ns.validators or list(SINGLE_VALIDATORS)
         grid = ns.grid or default_grid(ns.recipe, ns.methods, augmentation=not ns.no_augmentation)
         timings = {}
         for seed in ns.seeds:
             start = time.perf_counter()
-            overrides = [*extra, "--training.seed", str(seed), *backbones[seed]]
+            overrides = [*extra, "--training.seed", str(seed), *backbones[seed], "--training.validators", *validators]
             run_sweep(str(run_recipe.config_path(ns.recipe, ns.config)), grid, output_dir=work / f"seed{seed}",
                       overrides=overrides, pruner=ns.pruner, seed=seed)
             timings[seed] = round(time.perf_counter() - start, 1)
