@@ -41,7 +41,13 @@ Bad input fails before any training: an unknown validator (the known ones are li
 no section has (the closest name is suggested), an empty grid, a value a field refuses. An
 interrupted sweep resumes when run again with the same output folder: finished candidates are kept
 and skipped (their scores replayed to the pruner), an unfinished one restarts from its last checkpoint.
-Ray Tune is not wired in: the candidates run one after another on this machine.
+``backend="ray"`` (``--backend ray``, when Ray Tune is installed: ``pip install "ray[tune]"``) runs the same
+candidates as Ray Tune trials instead: a ``grid_search`` over the candidate names, Ray's ``MedianStoppingRule`` or
+``ASHAScheduler`` in place of optuna's pruners, each trial in its own worker with ``resources_per_candidate``
+(default one CPU), as many at once as the Ray cluster has room for. On one machine that is its cores or GPUs;
+with ``RAY_ADDRESS`` pointing at a cluster (``ray start --head`` here, ``ray start --address ...`` on the others)
+the candidates spread over its machines, which then need ``OUTPUT`` on a shared filesystem. The candidate
+folders, records, resuming and the choice are the same for both backends.
 """
 
 from __future__ import annotations
@@ -67,12 +73,14 @@ logger = logging.getLogger(__name__)
 CANDIDATES_DIR = "candidates"
 CHOSEN_DIR = "chosen"
 CANDIDATE_RECORD = "candidate.json"
+FAILED_RECORD = "candidate.failed.json"
 TABLE_MARKDOWN = "selection.md"
 TABLE_JSON = "selection.json"
 ORACLE_COLUMN = "target accuracy (oracle, not used for the choice)"
 #: Fields the sweep sets itself for every candidate.
 RESERVED_FIELDS = ("training.output_dir", "training.resume_from_checkpoint")
 PRUNERS = ("median", "halving", "none")
+BACKENDS = ("optuna", "ray")
 
 FINISHED, COLLAPSED, PRUNED, FAILED = "finished", "collapsed", "pruned", "failed"
 DONE = (FINISHED, COLLAPSED, PRUNED)
@@ -306,6 +314,8 @@ def run_sweep(
     max_top_class_share: float = 0.99,
     seed: int = 0,
     progress: Callable[[str], None] | None = print,
+    backend: str = "optuna",
+    resources_per_candidate: Mapping[str, float] | None = None,
 ) -> SweepResult:
     """Train every candidate of ``grid`` on ``config``, score them without target labels and keep the pick.
 
@@ -323,6 +333,10 @@ def run_sweep(
         n_startup_trials: candidates the median pruner lets finish before it prunes.
         chance_margin, max_top_class_share: the collapse rules (:func:`collapse_reason`).
         progress: called with one line per event (default ``print``); ``None`` for silence.
+        backend: ``optuna`` (one candidate after another in this process) or ``ray`` (Ray Tune trials, as many at
+            once as the Ray cluster has room for; see the module docstring).
+        resources_per_candidate: with ``backend="ray"``, what each trial reserves (default ``{"cpu": 1}``; e.g.
+            ``{"cpu": 4, "gpu": 1}``).
     """
     from .validators import EnsembleValidator, get_validator
 
@@ -333,6 +347,14 @@ def run_sweep(
         raise SweepError("The sweep runs on optuna: pip install optuna (or 'hf-transfer-learning[selection]').") from None
     if pruner not in PRUNERS:
         raise ValueError(f"pruner must be one of {PRUNERS}, got {pruner!r}.")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "ray":
+        try:
+            from ray import tune  # noqa: F401
+        except ImportError:
+            raise SweepError('backend="ray" runs on Ray Tune: pip install "ray[tune]" (or use the optuna backend).'
+                             ) from None
     chooser = get_validator(validator)  # an unknown name lists the known ones
     members = list(validators) if validators is not None else None
     for name in members or []:
@@ -374,12 +396,21 @@ def run_sweep(
 
     say(f"[sweep] {len(candidates)} candidates in {output_dir}; choosing by {validator}"
         f"{' over ' + ', '.join(members) if isinstance(chooser, EnsembleValidator) else ''}; "
-        f"pruner: {pruner}{'' if pruner == 'none' else ' on eval_target_' + prune_on}.")
-    results = _optimize(
-        candidates, config_path, base_overrides, output_dir, prune_on=prune_on, pruner=pruner,
-        n_startup_trials=n_startup_trials, seed=seed, say=say,
-        collapse=dict(chance_margin=chance_margin, max_top_class_share=max_top_class_share),
-    )
+        f"pruner: {pruner}{'' if pruner == 'none' else ' on eval_target_' + prune_on}; backend: {backend}.")
+    collapse = dict(chance_margin=chance_margin, max_top_class_share=max_top_class_share)
+    if backend == "ray":
+        from .sweep_ray import optimize_with_ray
+
+        results = optimize_with_ray(
+            candidates, config_path, base_overrides, output_dir, prune_on=prune_on, pruner=pruner,
+            n_startup_trials=n_startup_trials, max_steps=training.max_steps, verbose=progress is not None,
+            collapse=collapse, resources=dict(resources_per_candidate or {"cpu": 1}),
+        )
+    else:
+        results = _optimize(
+            candidates, config_path, base_overrides, output_dir, prune_on=prune_on, pruner=pruner,
+            n_startup_trials=n_startup_trials, seed=seed, say=say, collapse=collapse,
+        )
     return _choose(results, candidates, output_dir, validator=validator, members=members, prune_on=prune_on,
                    pruner=pruner, say=say)
 
@@ -463,22 +494,11 @@ def _optimize(candidates, config_path, base_overrides, output_dir, *, prune_on, 
         candidate = by_name[trial.suggest_categorical("candidate", list(by_name))]
         done_count[0] += 1
         position = f"[sweep {done_count[0]}/{len(candidates)}] {candidate.name} ({candidate.label()})"
-        directory = _candidate_dir(output_dir, candidate)
-        record_path = directory / CANDIDATE_RECORD
-        if record_path.is_file() and CandidateResult.read(record_path).status in DONE:
-            result = CandidateResult.read(record_path)
-            results[candidate.name] = result
-            say(f"{position}: already {result.status}, skipped (resumed sweep).")
-            return _replay(trial, result, metric)
-        say(f"{position}: training...")
-        result = _train_candidate(trial, candidate, config_path, base_overrides, output_dir, metric, collapse)
+        result, resumed = run_candidate(trial, candidate, config_path, base_overrides, output_dir, metric, collapse,
+                                        position=position, say=say)
         results[candidate.name] = result
-        if result.status == FAILED:
-            _write_failed(directory, result)
-        else:
-            result.write(directory)
-            (directory / "candidate.failed.json").unlink(missing_ok=True)
-        say(f"{position}: {_describe(result, metric)}")
+        if resumed:
+            return _replay(trial, result, metric)
         if result.status == PRUNED:
             raise optuna.TrialPruned(result.reason)
         if result.status == FAILED:
@@ -491,6 +511,27 @@ def _optimize(candidates, config_path, base_overrides, output_dir, *, prune_on, 
 
 class _CandidateFailed(RuntimeError):
     pass
+
+
+def run_candidate(trial, candidate, config_path, base_overrides, output_dir, metric, collapse, *, position: str,
+                  say: Callable[[str], None]) -> tuple[CandidateResult, bool]:
+    """One candidate, for either backend: its record if an earlier sweep finished it (``resumed`` is then true),
+    else trained now and recorded atomically in its folder (a failure beside it, so that a resumed sweep retries)."""
+    directory = _candidate_dir(output_dir, candidate)
+    record_path = directory / CANDIDATE_RECORD
+    if record_path.is_file() and CandidateResult.read(record_path).status in DONE:
+        result = CandidateResult.read(record_path)
+        say(f"{position}: already {result.status}, skipped (resumed sweep).")
+        return result, True
+    say(f"{position}: training...")
+    result = _train_candidate(trial, candidate, config_path, base_overrides, output_dir, metric, collapse)
+    if result.status == FAILED:
+        _write_failed(directory, result)
+    else:
+        result.write(directory)
+        (directory / FAILED_RECORD).unlink(missing_ok=True)
+    say(f"{position}: {_describe(result, metric)}")
+    return result, False
 
 
 def _key(values: Mapping[str, Any]) -> str:
@@ -512,10 +553,12 @@ def _write_failed(directory: Path, result: CandidateResult) -> None:
     """A failed candidate is recorded beside its folder (not as candidate.json), so a resumed sweep retries it."""
     from .utils.io import write_json_atomic
 
-    write_json_atomic(directory / "candidate.failed.json", asdict(result))
+    write_json_atomic(directory / FAILED_RECORD, asdict(result))
 
 
 def _train_candidate(trial, candidate, config_path, base_overrides, output_dir, metric, collapse) -> CandidateResult:
+    """Train one candidate, reporting ``metric`` at each evaluation to ``trial`` (an optuna trial, or anything with
+    its ``report(value, step)`` and ``should_prune()``); pruned, failed or collapsed, the result says so."""
     import optuna
 
     from .artifacts import RunInfo
@@ -750,17 +793,33 @@ def add_sweep_arguments(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--pruner", choices=PRUNERS, default="median")
     parser.add_argument("--n-startup-trials", type=int, default=2, help="Candidates run in full before pruning.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the grid sampler's order.")
+    parser.add_argument("--backend", choices=BACKENDS, default="optuna",
+                        help="optuna: one candidate after another here; ray: Ray Tune trials, as many at once as the "
+                        "Ray cluster (RAY_ADDRESS, else this machine) has room for.")
+    parser.add_argument("--resources-per-candidate", default=None, metavar="JSON",
+                        help='With --backend ray, what each trial reserves, e.g. \'{"cpu": 4, "gpu": 1}\' '
+                        '(default one CPU).')
     parser.set_defaults(func=sweep_command)
     return parser
 
 
 def sweep_command(ns: argparse.Namespace, rest: list[str]) -> int:
     """Handler of ``hf-transfer sweep``: 0 with a pick, 1 when no candidate could be chosen."""
+    resources = None
+    if ns.resources_per_candidate is not None:
+        try:
+            resources = json.loads(ns.resources_per_candidate)
+            if not isinstance(resources, dict):
+                raise ValueError
+        except ValueError:
+            print(f"hf-transfer sweep: --resources-per-candidate takes a JSON object such as '{{\"cpu\": 1}}', got "
+                  f"{ns.resources_per_candidate!r}.", file=sys.stderr)
+            return 2
     try:
         result = run_sweep(
             ns.config, ns.grid, output_dir=ns.output_dir, overrides=rest, validator=ns.validator,
             validators=ns.validators, prune_on=ns.prune_on, pruner=ns.pruner, n_startup_trials=ns.n_startup_trials,
-            seed=ns.seed,
+            seed=ns.seed, backend=ns.backend, resources_per_candidate=resources,
         )
     except SweepError as error:
         print(f"hf-transfer sweep: {error}", file=sys.stderr)
