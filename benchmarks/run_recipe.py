@@ -75,6 +75,8 @@ TITLES = {
                           "recipes/digits/pretrained.yaml"),
     "medical_pretrained": ("medical, on a real pretrained backbone: EfficientNet-Lite0 (ImageNet), 64 px",
                            "recipes/medical/pretrained.yaml"),
+    "digits_rotation": ("digits, with and without the self-supervised rotation task", "recipes/digits/local.yaml"),
+    "medical_rotation": ("medical, with and without the self-supervised rotation task", "recipes/medical/local.yaml"),
 }
 """How a results table names its runs (``stem`` -> title, config): the stem itself when it is not listed."""
 
@@ -392,8 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
                         help="The folder of converted offline backbones (benchmarks/offline_backbones.py); sets "
                         "HF_TRANSFER_BACKBONES for the pretrained configs.")
+    parser.add_argument("--name", default=None,
+                        help="Results go to <recipe>[_<CONFIG>]_<NAME>.json/.md (runs still in the recipe's work dir), "
+                        "e.g. --name rotation for a table of its own.")
     ns, extra = parser.parse_known_args(argv)
-    stem = results_stem(ns.recipe, ns.config)
+    runs_stem = results_stem(ns.recipe, ns.config)
+    stem = f"{runs_stem}_{ns.name}" if ns.name else runs_stem
     config_path(ns.recipe, ns.config)  # an unknown --config stops here
     if ns.summarise_only:
         payload = json.loads((Path(ns.out) / f"{stem}.json").read_text())
@@ -405,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
     use_backbones(ns.recipe, ns.config, ns.backbones)  # before any work (--summarise-only needs no backbone)
     commit = _commit()  # the code these runs use (taken before they start)
-    work = Path(ns.work_dir).resolve() / stem
+    work = Path(ns.work_dir).resolve() / runs_stem
     data = Path(ns.work_dir).resolve() / "data"
     prepare_environment(ns.recipe, ns.data_root, data)
 

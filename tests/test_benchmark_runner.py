@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,15 @@ def test_appended_results_name_each_commit_once(runner):
     assert runner.merged_commits("7fb8f47, 7938d86", "7938d86") == "7fb8f47, 7938d86"
     assert runner.merged_commits("7fb8f47", "77b3596") == "7fb8f47, 77b3596"
     assert runner.merged_commits(None, "77b3596") == "77b3596"
+
+
+def test_a_named_table_has_its_own_files_and_title(runner, tmp_path):
+    runs = [{"method": m, "seed": 0, "seconds": 60.0, "metrics": {"eval_target_accuracy": a}}
+            for m, a in (("dann", 0.9), ("dann_rotation", 0.8))]
+    (tmp_path / "digits_rotation.json").write_text(json.dumps({"commit": "c", "seeds": [0], "runs": runs}))
+    assert runner.main(["digits", "--data-root", "unused", "--out", str(tmp_path), "--name", "rotation",
+                        "--summarise-only"]) == 0
+    text = (tmp_path / "digits_rotation.md").read_text()
+    assert text.startswith("**digits, with and without the self-supervised rotation task** "
+                           "(`recipes/digits/local.yaml`; seeds 0;")
+    assert "DANN + rotation task" in text and not (tmp_path / "digits.md").exists()
