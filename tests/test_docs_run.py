@@ -72,10 +72,10 @@ NOT_RUN_HERE = {
     "--split validation --filter-column label --filter-values zero one two three four five six seven eight nine":
         NETWORK + " (and the output of the hub.yaml run)",
     "python benchmarks/run_recipe.py speech --data-root ../shared/data": RUNNER,
-    "python benchmarks/run_recipe.py digits --data-root ../shared/data --methods source_only_rotation dann_rotation "
-    "--append": ROTATION,
-    "python benchmarks/run_recipe.py medical --data-root ../shared/data --methods source_only_rotation dann_rotation "
-    "--append": ROTATION,
+    "python benchmarks/run_recipe.py digits --data-root ../shared/data --methods source_only dann "
+    "source_only_rotation dann_rotation --name rotation": ROTATION,
+    "python benchmarks/run_recipe.py medical --data-root ../shared/data --methods source_only dann "
+    "source_only_rotation dann_rotation --name rotation": ROTATION,
     "python benchmarks/fusion_benchmark.py --data-root ../shared/data": "the fusion benchmark: two speech adapters per "
     "seed on real data (slow, run by hand); hf-transfer fuse and the fusion API it calls run in tests/test_fusion.py",
     "python benchmarks/run_recipe.py finance --data-root ../shared/data": RUNNER,
