@@ -627,8 +627,12 @@ def _pruning_callback(trial, metric: str, result: CandidateResult):
                 return  # the final evaluation at a step already evaluated
             value = float(metrics[metric])
             result.intermediate[str(step)] = value
+            if step >= state.max_steps:
+                # the last evaluation: stopping saves nothing now, and a Ray trial stopped at a report would end
+                # before its record is written
+                return
             trial.report(value, step)
-            if step < state.max_steps and trial.should_prune():
+            if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step}: {metric} {value:.4g} is worse than the other "
                                          "candidates' at that step")
 

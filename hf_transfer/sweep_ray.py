@@ -53,16 +53,18 @@ class RayReporter:
         return False
 
 
-def ray_scheduler(pruner: str, metric: str, mode: str, *, n_startup_trials: int, max_steps: int):
-    """Ray's counterpart of the optuna pruner of the same name (``none``: first in, first out, nothing stopped)."""
+def ray_scheduler(pruner: str, *, n_startup_trials: int, max_steps: int):
+    """Ray's counterpart of the optuna pruner of the same name (``none``: first in, first out, nothing stopped).
+
+    The metric and its direction are not given here: the ``TuneConfig`` passes them on, and Ray refuses a scheduler
+    that already has its own."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     if pruner == "median":
-        return MedianStoppingRule(time_attr="step", metric=metric, mode=mode, grace_period=0,
-                                  min_samples_required=max(n_startup_trials, 1))
+        return MedianStoppingRule(time_attr="step", grace_period=0, min_samples_required=max(n_startup_trials, 1))
     if pruner == "halving":
-        return ASHAScheduler(time_attr="step", metric=metric, mode=mode, max_t=max_steps if max_steps > 0 else 10**9,
-                             grace_period=1, reduction_factor=3)
+        return ASHAScheduler(time_attr="step", max_t=max_steps if max_steps > 0 else 10**9, grace_period=1,
+                             reduction_factor=3)
     return FIFOScheduler()
 
 
@@ -114,7 +116,7 @@ def optimize_with_ray(
         trainable,
         param_space={"candidate": tune.grid_search([c.name for c in candidates])},
         tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=ray_scheduler(
-            pruner, metric, mode, n_startup_trials=n_startup_trials, max_steps=max_steps)),
+            pruner, n_startup_trials=n_startup_trials, max_steps=max_steps)),
         run_config=tune.RunConfig(name="sweep", storage_path=str(output_dir / RAY_DIR), verbose=0),
     )
     stopped = {}

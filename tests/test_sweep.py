@@ -199,9 +199,10 @@ def test_the_pruner_watches_the_validator_at_evaluation_steps():
     callback = _pruning_callback(trial, "eval_target_snd", result)
     state = SimpleNamespace(global_step=1, max_steps=3)
     callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=1), None, metrics={"eval_target_snd": 1.0})
-    assert result.intermediate == {"1": 1.0}  # at the last step nothing is pruned, only reported
+    assert result.intermediate == {"1": 1.0}  # the last step is recorded, not reported: nothing to prune any more
+    assert study.trials[-1].intermediate_values == {}
     state.global_step = 2
     with pytest.raises(optuna.TrialPruned, match="pruned at step 2"):
         callback.on_evaluate(None, state, None, metrics={"eval_target_snd": 1.0, "eval_target_entropy": 0.1})
-    assert result.intermediate == {"1": 1.0, "2": 1.0}
+    assert result.intermediate == {"1": 1.0, "2": 1.0} and study.trials[-1].intermediate_values == {2: 1.0}
     callback.on_evaluate(None, state, None, metrics={"eval_source_accuracy": 1.0})  # another split: ignored

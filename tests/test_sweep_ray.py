@@ -35,10 +35,11 @@ def test_the_schedulers_match_the_optuna_pruners():
 
     from hf_transfer.sweep_ray import ray_scheduler
 
-    kwargs = dict(n_startup_trials=2, max_steps=30)
-    assert isinstance(ray_scheduler("median", "eval_target_snd", "max", **kwargs), MedianStoppingRule)
-    assert isinstance(ray_scheduler("halving", "eval_target_snd", "max", **kwargs), ASHAScheduler)
-    assert isinstance(ray_scheduler("none", "eval_target_snd", "max", **kwargs), FIFOScheduler)
+    for pruner, kind in (("median", MedianStoppingRule), ("halving", ASHAScheduler), ("none", FIFOScheduler)):
+        scheduler = ray_scheduler(pruner, n_startup_trials=2, max_steps=30)
+        assert isinstance(scheduler, kind)
+        # what Tuner does with TuneConfig(metric=..., mode=...): a scheduler with a metric of its own is refused
+        assert scheduler.set_search_properties("eval_target_snd", "max"), pruner
 
 
 @pytest.mark.slow
@@ -50,7 +51,7 @@ def test_the_ray_backend_trains_every_candidate_excludes_the_collapsed_and_picks
     out = tmp_path / "sweep"
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024**2)
     try:
-        result = run_sweep(config, GRID, output_dir=out, pruner="none", validator="entropy", backend="ray",
+        result = run_sweep(config, GRID, output_dir=out, pruner="median", validator="entropy", backend="ray",
                            progress=None)
     finally:
         ray.shutdown()
