@@ -24,7 +24,7 @@ GROUPS = (
     ("#### A few target labels (`run_few_shot.py`)", ("medical_pretrained_few_shot", "finance_few_shot")),
     ("#### Label-free selection: what a sweep picks without target labels (`selection.py`)",
      ("digits_selection", "speech_pretrained_selection", "finance_selection", "medical_selection",
-      "digits_selection_median")),
+      "digits_selection_median", "digits_selection_halving")),
     ("#### The self-supervised rotation task beside the alignment (`run_recipe.py`, Sun et al. 2019)",
      ("digits_rotation", "medical_rotation")),
     ("#### On from-scratch backbones (tiny networks pretrained on the source here; `local.yaml`)",
