@@ -1,7 +1,7 @@
 """Ray Tune as the sweep's engine (``hf-transfer sweep --backend ray``), for sweeps that spread over cores or machines.
 
 The grid is a ``tune.grid_search`` over the candidate names; each trial trains one candidate through
-:func:`hf_transfer.sweep.run_candidate`, the same code as the optuna backend, so the candidate folders, their
+:func:`hf_transfer.sweep_candidates.run_candidate`, the same code as the optuna backend, so the candidate folders, their
 atomic records, resuming and the choice are identical. Pruning is Ray's: ``median`` is its
 ``MedianStoppingRule``, ``halving`` its ``ASHAScheduler`` (asynchronous successive halving), both on the validator
 score each evaluation reports at its training step (``time_attr="step"``). A trial Ray stops early has no record
@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .sweep import (
+from .sweep_candidates import (
     CANDIDATE_RECORD,
     DONE,
     FAILED,
@@ -38,7 +38,7 @@ RAY_DIR = "ray"
 
 
 class RayReporter:
-    """What :func:`hf_transfer.sweep._train_candidate` reports to: the trial's validator score at each evaluation,
+    """What :func:`hf_transfer.sweep_candidates._train_candidate` reports to: the trial's validator score at each evaluation,
     as a Ray Tune result. Ray decides on stopping itself (it ends the trial), so ``should_prune`` is never true."""
 
     def __init__(self, metric: str):

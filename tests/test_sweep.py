@@ -12,15 +12,8 @@ optuna = pytest.importorskip("optuna")
 
 from hf_transfer.artifacts import RunInfo  # noqa: E402
 from hf_transfer.cli import main  # noqa: E402
-from hf_transfer.sweep import (  # noqa: E402
-    CandidateResult,
-    _pruning_callback,
-    collapse_reason,
-    grid_candidates,
-    load_grid,
-    load_grids,
-    run_sweep,
-)
+from hf_transfer.sweep import grid_candidates, load_grid, load_grids, run_sweep  # noqa: E402
+from hf_transfer.sweep_candidates import CandidateResult, _pruning_callback, collapse_reason  # noqa: E402
 from tests.conftest import tiny_vit_config  # noqa: E402
 from tests.selection_data import image_tree  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from hf_transfer.sweep import CANDIDATE_RECORD, Candidate, CandidateResult  # noqa: E402
+from hf_transfer.sweep_candidates import CANDIDATE_RECORD, Candidate, CandidateResult  # noqa: E402
 from hf_transfer.sweep_ray import _result_of  # noqa: E402
 from tests.test_sweep import GRID, setup  # noqa: E402,F401  (the tiny ViT, its data and config)
 
