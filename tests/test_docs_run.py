@@ -176,6 +176,7 @@ class Clone:
         import hf_transfer.cli as cli
         import hf_transfer.demo as demo
         import hf_transfer.sweep as sweep
+        import hf_transfer.sweep_candidates as sweep_candidates
 
         real_parse = cli.parse_train_arguments
 
@@ -187,7 +188,8 @@ class Clone:
             return real_parse(config_path, [*overrides, *cap], **options)
 
         self.monkeypatch.setattr(cli, "parse_train_arguments", capped)
-        self.monkeypatch.setattr(sweep, "parse_train_arguments", capped)  # each candidate of a sweep is a train run
+        self.monkeypatch.setattr(sweep, "parse_train_arguments", capped)  # the sweep checks every candidate first
+        self.monkeypatch.setattr(sweep_candidates, "parse_train_arguments", capped)  # each candidate is a train run
         tiny = functools.partial(demo.DemoSettings, hidden_size=32, num_layers=1, pretrain_epochs=1, adapt_steps=3,
                                  batch_size=16)
         self.monkeypatch.setattr(demo, "DemoSettings", tiny)
