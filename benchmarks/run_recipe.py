@@ -443,11 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         commit = merged_commits(previous_payload["commit"], commit)
         methods = list(dict.fromkeys(r["method"] for r in runs))
     table = summarise(runs, methods)
+    seeds = sorted({r["seed"] for r in runs})  # with --append, the kept runs' seeds too
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "overrides": extra,
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": seeds, "overrides": extra,
                "selection": "last step (no target labels used for model selection)", "summary": table, "runs": runs}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(stem, table, commit, ns.seeds)
+    text = markdown(stem, table, commit, seeds)
     (out / f"{stem}.md").write_text(text)
     print(text)
     return 0

@@ -188,9 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if ns.append:
         replaced = {(r["method"], r["seed"]) for r in runs}
         runs = [r for r in previous if (r["method"], r["seed"]) not in replaced] + runs
-    compared = with_source_rows(ns.with_source or [out / f"{stem}.json"], ns.seeds)
+    seeds = sorted({r["seed"] for r in runs})  # with --append, the kept runs' seeds too
+    compared = with_source_rows(ns.with_source or [out / f"{stem}.json"], seeds)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "overrides": extra,
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": seeds, "overrides": extra,
                "method_overrides": {m: METHOD_OVERRIDES[m] for m in ns.methods},
                "start": "the recipe's source_only run folder, copied as a Hub download and reloaded",
                "selection": "last step (no target labels used for model selection)", "runs": runs,
