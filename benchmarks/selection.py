@@ -141,6 +141,19 @@ def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dic
     return picks
 
 
+def sweep_cost(payload: Mapping[str, Any]) -> float | None:
+    """A sweep's CPU time in single runs: its candidates' CPU seconds summed, over the median of those trained to
+    the end (not pruned; their cheap evaluation steps included). CPU seconds, not wall time: other jobs on the
+    machine do not inflate them. ``None`` when a record has no times (sweeps from before they were recorded)."""
+    rows = payload["candidates"]
+    if not rows or any(row.get("cpu_seconds") is None for row in rows):
+        return None
+    full = [row["cpu_seconds"] for row in rows if row["status"] != "pruned"]
+    if not full:
+        return None
+    return sum(row["cpu_seconds"] for row in rows) / statistics.median(full)
+
+
 def summarise(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Mean ± std over seeds of each rule's score, its regret (oracle − pick) and gain (pick − source-only)."""
     rules = list(dict.fromkeys(rule for picks in per_seed.values() for rule in picks))
@@ -249,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                       overrides=overrides, pruner=ns.pruner, seed=seed)
             timings[seed] = round(time.perf_counter() - start, 1)
             (work / f"seed{seed}" / "wall_seconds.txt").write_text(f"{timings[seed]}\n")
-    per_seed, sizes, walls = {}, set(), []
+    per_seed, sizes, walls, costs = {}, set(), [], []
     for folder in sorted(work.glob("seed*")):
         if not (folder / "selection.json").is_file():  # a seed still sweeping in another process
             print(f"[{stem}] {folder.name}: no selection.json yet, left out of the table", flush=True)
@@ -257,14 +270,20 @@ def main(argv: list[str] | None = None) -> int:
         payload = json.loads((folder / "selection.json").read_text())
         per_seed[int(folder.name.removeprefix("seed"))] = picks_of_one_sweep(payload, metric)
         sizes.add(len(payload["candidates"]))
+        if (cost := sweep_cost(payload)) is not None:
+            costs.append(round(cost, 2))
         if (folder / "wall_seconds.txt").is_file():
             walls.append(float((folder / "wall_seconds.txt").read_text()))
     table = summarise(per_seed)
     timing = {"text": f"mean wall time of a sweep {statistics.mean(walls) / 60:.1f} min (pruner: {ns.pruner})"} if walls else None
+    if timing and costs:
+        timing["text"] += (f"; CPU time of a sweep = {statistics.mean(costs):.1f} single runs (mean over "
+                           f"{len(costs)} seeds; a single run = the median candidate trained to the end)")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps({"recipe": ns.recipe, "config": ns.config, "metric": metric,
                                                   "pruner": ns.pruner, "per_seed": per_seed, "summary": table,
-                                                  "wall_seconds": walls}, indent=2) + "\n")
+                                                  "wall_seconds": walls, "cost_in_single_runs": costs},
+                                                 indent=2) + "\n")
     text = markdown(f"{ns.recipe} ({ns.config}), label-free selection", metric, table, max(sizes, default=0), timing)
     (out / f"{stem}.md").write_text(text)
     print(text)

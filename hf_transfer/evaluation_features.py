@@ -12,7 +12,8 @@ hooks the model once per batch for
 each gathered across processes with ``accelerator.gather_for_metrics`` (so under DDP every rank sees
 the whole split, in order, without the padding duplicates). The source split's outputs are kept
 for the target split of the same evaluation; there the validators of ``args.validators`` score the
-target (:func:`hf_transfer.validators.compute_validators`) and are added to the split's metrics as
+target (:func:`hf_transfer.validators.compute_validators`; at the evaluations inside ``train()`` only those of
+``args.validators_during_training``, when set) and are added to the split's metrics as
 ``eval_target_<name>``, before the Trainer logs them and calls ``on_evaluate`` — so
 ``metric_for_best_model: eval_target_snd`` and an optuna pruner see them like any other metric.
 ``eval_target_top_class_share`` (the share of target predictions in the most predicted class)
@@ -161,9 +162,13 @@ class ValidatorEvaluation:
 
 
 def validator_evaluation(trainer: DomainAdaptationTrainer) -> ValidatorEvaluation:
-    """The trainer's :class:`ValidatorEvaluation`, built on first use from ``args.validators``."""
+    """The trainer's :class:`ValidatorEvaluation` for this evaluation, built on first use from ``args.validators``
+    (``args.validators_during_training``, when set, at the evaluations inside ``train()``)."""
     evaluation = getattr(trainer, "_validator_evaluation", None)
     validators = list(getattr(trainer.args, "validators", None) or [])
+    during_training = getattr(trainer.args, "validators_during_training", None)
+    if during_training is not None and trainer.is_in_train:
+        validators = [name for name in validators if name in during_training]
     if evaluation is None or [v.name for v in evaluation.validators] != validators:
         evaluation = ValidatorEvaluation(validators)
         trainer._validator_evaluation = evaluation

@@ -315,6 +315,10 @@ def run_sweep(
             "is fine, even the training split itself; its labels are never read for the choice)."
         )
     base_overrides += ["--training.validators", *members]
+    if pruner != "none" and training.validators_during_training is None:
+        # the pruner reads one validator at each evaluation step: the others (DEV refits a domain classifier) wait
+        # for the evaluation after training
+        base_overrides += ["--training.validators_during_training", prune_on]
     candidates = grid_candidates(spaces)
     # Every candidate's arguments are parsed (and checked) before anything trains.
     for candidate in candidates:

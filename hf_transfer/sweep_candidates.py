@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,6 +80,10 @@ class CandidateResult:
     intermediate: dict[str, float] = field(default_factory=dict)
     """step (as text) -> the pruning validator's score at that evaluation."""
     metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float | None = None
+    """Wall-clock seconds this candidate's training took (pruned or not); ``None`` in records of older sweeps."""
+    cpu_seconds: float | None = None
+    """CPU seconds of this process for it: the cost measure that other jobs on the machine do not inflate."""
 
     @property
     def eligible(self) -> bool:
@@ -132,7 +137,10 @@ def run_candidate(trial, candidate, config_path, base_overrides, output_dir, met
         say(f"{position}: already {result.status}, skipped (resumed sweep).")
         return result, True
     say(f"{position}: training...")
+    wall, cpu = time.perf_counter(), time.process_time()
     result = _train_candidate(trial, candidate, config_path, base_overrides, output_dir, metric, collapse)
+    result.seconds = round(time.perf_counter() - wall, 2)
+    result.cpu_seconds = round(time.process_time() - cpu, 2)
     if result.status == FAILED:
         _write_failed(directory, result)
     else:

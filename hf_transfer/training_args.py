@@ -148,6 +148,15 @@ class DomainAdaptationArguments(TrainingArguments):
             "checkpoints without target labels."
         },
     )
+    validators_during_training: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "The validators computed at the evaluations during training (eval_strategy 'steps' or 'epoch'); "
+            "the evaluation after training always computes all of validators. Default: all of them. A sweep's pruner "
+            "sets it to the one validator it watches: DEV refits a domain classifier at every evaluation, and the "
+            "source split is only evaluated for validators that read it."
+        },
+    )
     shift_report: str = field(
         default="pictures",
         metadata={
@@ -223,6 +232,7 @@ class DomainAdaptationArguments(TrainingArguments):
             raise ValueError(f"shift_report must be one of {SHIFT_REPORTS}, got {self.shift_report!r}.")
         self.validators = _check_validators(self.validators)
         self._validator_for_best_model()
+        self._check_validators_during_training()
         if self.dataloader_pin_memory and not _has_accelerator():
             self.dataloader_pin_memory = False  # pinned memory only helps host-to-GPU copies
         weights = self.task_weights  # a malformed value fails here, before any model is built
@@ -254,6 +264,28 @@ class DomainAdaptationArguments(TrainingArguments):
             self.validators.append(name)
         if self.greater_is_better is None:
             self.greater_is_better = greater_is_better(name)
+
+
+    def _check_validators_during_training(self) -> None:
+        """A subset of ``validators``, which keeps the one ``metric_for_best_model`` names (checkpoints are compared
+        during training)."""
+        if self.validators_during_training is None:
+            return
+        names = _check_validators(self.validators_during_training)
+        unknown = [name for name in names if name not in self.validators]
+        if unknown:
+            raise ValueError(
+                f"validators_during_training lists {unknown}, which validators {self.validators} does not: it names "
+                "the subset computed during training; add them to validators too."
+            )
+        metric = self.metric_for_best_model
+        if metric is not None and metric.startswith(("eval_target_", "target_")):
+            from .validators import validator_name
+
+            name = validator_name(metric)
+            if name in self.validators and name not in names:
+                names.append(name)  # the best checkpoint is chosen by it at the evaluations during training
+        self.validators_during_training = names
 
 
 #: ``eval_target_*`` metrics that are not validators: the labelled target eval split's scores and its class mix.

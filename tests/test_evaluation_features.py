@@ -107,3 +107,29 @@ def test_a_validator_that_cannot_score_a_split_logs_nan_and_evaluation_goes_on(t
         metrics = trainer.evaluate()
     assert np.isnan(metrics["eval_target_snd"]) and np.isfinite(metrics["eval_target_entropy"])
     assert "Validator 'snd' could not score this evaluation" in caplog.text
+
+
+def test_validators_during_training_are_a_subset_and_the_final_evaluation_computes_them_all(tmp_path):
+    source, target = make_domain(24, seed=1), make_domain(16, shift=2.0, seed=2, labelled=False)
+    args = train_args(tmp_path, validators=["entropy", "snd", "dev"], validators_during_training=["snd"],
+                      eval_strategy="steps", eval_steps=1, max_steps=2)
+    trainer = DomainAdaptationTrainer(
+        model=build_model(), args=args, source_dataset=source, target_dataset=target,
+        eval_datasets={"source": make_domain(9, seed=3), "target": make_domain(9, shift=2.0, seed=4)},
+    )
+    trainer.train()
+    during = [e for e in trainer.state.log_history if "eval_target_loss" in e]
+    assert len(during) == 2
+    assert all("eval_target_snd" in e and "eval_target_dev" not in e and "eval_target_entropy" not in e
+               for e in during)
+    final = trainer.evaluate()  # after training: every validator
+    assert {"eval_target_snd", "eval_target_dev", "eval_target_entropy"} <= set(final)
+
+
+def test_validators_during_training_must_be_validators_and_keep_the_best_model_metric(tmp_path):
+    with pytest.raises(ValueError, match=r"validators_during_training lists \['dev'\].*add them to validators"):
+        train_args(tmp_path, validators=["entropy"], validators_during_training=["dev"])
+    args = train_args(tmp_path, validators=["entropy", "snd"], validators_during_training=["entropy"],
+                      metric_for_best_model="eval_target_snd")
+    assert args.validators_during_training == ["entropy", "snd"]
+    assert train_args(tmp_path).validators_during_training is None

@@ -83,3 +83,12 @@ def test_backbones_from_an_earlier_run_are_found_per_seed_or_refused(selection, 
     assert selection.seed_backbone(None, "digits", 1) == []
     with pytest.raises(SystemExit, match="no source-pretrained backbone for seed 2"):
         selection.seed_backbone(str(tmp_path / "work"), "digits", 2)
+
+
+def test_the_cost_of_a_sweep_is_its_cpu_time_in_single_runs(selection):
+    rows = [{"status": "finished", "cpu_seconds": 100.0}, {"status": "collapsed", "cpu_seconds": 120.0},
+            {"status": "finished", "cpu_seconds": 80.0}, {"status": "pruned", "cpu_seconds": 30.0},
+            {"status": "pruned", "cpu_seconds": 20.0}]
+    assert selection.sweep_cost({"candidates": rows}) == pytest.approx(350.0 / 100.0)  # median of the full ones
+    assert selection.sweep_cost({"candidates": [*rows, {"status": "finished"}]}) is None  # an older record: no times
+    assert selection.sweep_cost({"candidates": rows[3:]}) is None  # nothing trained to the end: no yardstick

@@ -170,6 +170,25 @@ def _grid_file(tmp_path):
     return str(path)
 
 
+def test_a_pruned_sweep_computes_only_the_watched_validator_during_training_and_records_the_cost(setup, tmp_path):
+    from hf_transfer.sweep import _saved_training_args
+
+    root, config = setup
+    out = tmp_path / "pruned"
+    result = run_sweep(config, {"training": {"method": ["dann"], "learning_rate": [0.05]}}, output_dir=out, pruner="median",
+                       progress=None,
+                       validators=["entropy", "snd", "dev"],
+                       overrides=["--training.eval_strategy", "steps", "--training.eval_steps", "1"])
+    candidate = out / "candidates" / "c00"
+    args = _saved_training_args(candidate)
+    assert args.validators == ["entropy", "snd", "dev"] and args.validators_during_training == ["snd"]
+    record = json.loads((candidate / "candidate.json").read_text())
+    assert set(record["intermediate"]) == {"1", "2", "3"}  # the pruner's validator at every evaluation step
+    assert set(record["scores"]) == {"entropy", "snd", "dev"}  # the evaluation after training computes them all
+    assert record["seconds"] > 0 and record["cpu_seconds"] > 0
+    assert result.candidates[0].cpu_seconds == record["cpu_seconds"]
+
+
 def test_collapse_rules():
     assert collapse_reason(source_accuracy=0.52, top_class_share=0.6, num_labels=2) is not None  # chance
     assert collapse_reason(source_accuracy=0.9, top_class_share=1.0, num_labels=3).startswith("it predicts one class")
