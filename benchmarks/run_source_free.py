@@ -192,12 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     compared = with_source_rows(ns.with_source or [out / f"{stem}.json"], seeds)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": seeds, "overrides": extra,
-               "method_overrides": {m: METHOD_OVERRIDES[m] for m in ns.methods},
+               "method_overrides": method_overrides_of(runs),
                "start": "the recipe's source_only run folder, copied as a Hub download and reloaded",
                "selection": "last step (no target labels used for model selection)", "runs": runs,
                "with_source": compared}
     print(write_table(runner, out, stem, payload))
     return 0
+
+
+def method_overrides_of(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The overrides of every source-free method with runs in the file: with ``--append``, the kept runs' methods
+    too, not only this invocation's."""
+    return {m: METHOD_OVERRIDES[m] for m in dict.fromkeys(r["method"] for r in runs) if m in METHOD_OVERRIDES}
 
 
 def with_source_rows(files, seeds: list[int]) -> list[dict[str, Any]]:

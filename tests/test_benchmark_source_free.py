@@ -82,3 +82,10 @@ def test_with_source_rows_come_from_several_results_files_first_file_first(bench
     second = results(tmp_path / "b.json", [("mmd", 0), ("dann_mcc", 0), ("shot", 0)])
     rows = bench.with_source_rows([first, second, tmp_path / "missing.json"], seeds=[0])
     assert [r["method"] for r in rows] == ["mmd (with source)", "dann_mcc (with source)"]
+
+
+def test_an_appended_file_keeps_the_overrides_of_every_method_it_holds(bench):
+    kept = [{"method": "source_only", "seed": 0}, {"method": "tent", "seed": 0}]  # from an earlier invocation
+    added = [{"method": "source_only", "seed": 1}, {"method": "sar", "seed": 1}, {"method": "shot", "seed": 1}]
+    assert bench.method_overrides_of(kept + added) == {
+        "tent": bench.METHOD_OVERRIDES["tent"], "sar": bench.METHOD_OVERRIDES["sar"], "shot": []}

@@ -13,7 +13,6 @@ optuna = pytest.importorskip("optuna")
 from hf_transfer.artifacts import RunInfo  # noqa: E402
 from hf_transfer.cli import main  # noqa: E402
 from hf_transfer.sweep import grid_candidates, load_grid, load_grids, run_sweep  # noqa: E402
-from hf_transfer.sweep_candidates import CandidateResult, _pruning_callback, collapse_reason  # noqa: E402
 from tests.conftest import tiny_vit_config  # noqa: E402
 from tests.selection_data import image_tree  # noqa: E402
 
@@ -187,34 +186,3 @@ def test_a_pruned_sweep_computes_only_the_watched_validator_during_training_and_
     assert set(record["scores"]) == {"entropy", "snd", "dev"}  # the evaluation after training computes them all
     assert record["seconds"] > 0 and record["cpu_seconds"] > 0
     assert result.candidates[0].cpu_seconds == record["cpu_seconds"]
-
-
-def test_collapse_rules():
-    assert collapse_reason(source_accuracy=0.52, top_class_share=0.6, num_labels=2) is not None  # chance
-    assert collapse_reason(source_accuracy=0.9, top_class_share=1.0, num_labels=3).startswith("it predicts one class")
-    assert collapse_reason(source_accuracy=0.9, top_class_share=0.6, num_labels=3) is None
-    assert collapse_reason(source_accuracy=None, top_class_share=None, num_labels=3) is None
-
-
-def test_the_pruner_watches_the_validator_at_evaluation_steps():
-    """Two finished trials set the median; a third that scores worse at step 2 is pruned there (not at the end)."""
-    from types import SimpleNamespace
-
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
-    for good in (2.0, 2.2):
-        trial = study.ask()
-        for step in (1, 2):
-            trial.report(good, step)
-        study.tell(trial, good)
-    trial = study.ask()
-    result = CandidateResult("c02", {}, status="finished")
-    callback = _pruning_callback(trial, "eval_target_snd", result)
-    state = SimpleNamespace(global_step=1, max_steps=3)
-    callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=1), None, metrics={"eval_target_snd": 1.0})
-    assert result.intermediate == {"1": 1.0}  # the last step is recorded, not reported: nothing to prune any more
-    assert study.trials[-1].intermediate_values == {}
-    state.global_step = 2
-    with pytest.raises(optuna.TrialPruned, match="pruned at step 2"):
-        callback.on_evaluate(None, state, None, metrics={"eval_target_snd": 1.0, "eval_target_entropy": 0.1})
-    assert result.intermediate == {"1": 1.0, "2": 1.0} and study.trials[-1].intermediate_values == {2: 1.0}
-    callback.on_evaluate(None, state, None, metrics={"eval_source_accuracy": 1.0})  # another split: ignored
