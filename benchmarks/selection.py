@@ -131,6 +131,9 @@ def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dic
         if scored:
             best = (max if validator.higher_is_better else min)(scored, key=lambda c: c["scores"][name])
             picks[name] = pick(best)
+    with_agreement = [c for c in eligible if c.get("ensv") is not None]
+    if with_agreement and len(with_agreement) == len(eligible):
+        picks["ensv"] = pick(max(with_agreement, key=lambda c: c["ensv"]))  # the first of equal agreements
     if payload.get("chosen") in by_name:
         picks["ensemble" if payload.get("validator") == "ensemble" else payload["validator"]] = pick(
             by_name[payload["chosen"]])
@@ -139,6 +142,52 @@ def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dic
         best = max(scored, key=value)
         picks["oracle"] = pick(best)
     return picks
+
+
+def with_ensv(payload: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``payload`` with each eligible candidate's EnsV agreement (``ensv``), from the target predictions in its
+    folder, when the sweep's own table has none (older sweeps; see :func:`backfill_predictions`)."""
+    from hf_transfer.sweep import _ensv_scores
+
+    eligible = [row["name"] for row in payload["candidates"] if row["status"] == "finished"]
+    if eligible and all(row.get("ensv") is not None for row in payload["candidates"] if row["name"] in eligible):
+        return payload
+    scores = _ensv_scores(eligible, folder)
+    return {**payload, "candidates": [{**row, "ensv": scores.get(row["name"])} for row in payload["candidates"]]}
+
+
+def backfill_predictions(folder: Path, config: Path, overrides: list[str], seed: int) -> list[str]:
+    """Give the eligible candidates of an older sweep (before they saved them) their target predictions: each saved
+    adapter re-run on the target eval split, loaded as the training run loaded it. A candidate's predictions are
+    kept only if their accuracy reproduces its recorded ``eval_target_accuracy`` (the same examples, in the same
+    order, through the same preprocessing); the names that did not are returned."""
+    import numpy as np
+
+    from hf_transfer.config import parse_train_arguments
+    from hf_transfer.data import load_domain
+    from hf_transfer.evaluation import predict_saved_model
+    from hf_transfer.evaluation_features import TARGET_PREDICTIONS, write_target_predictions
+    from hf_transfer.validators.base import softmax
+
+    payload = json.loads((folder / "selection.json").read_text())
+    target = parse_train_arguments(str(config), overrides)[2]
+    data = load_domain(target, split=target.eval_split, seed=seed)
+    refused = []
+    for row in payload["candidates"]:
+        directory = folder / "candidates" / row["name"]
+        if row["status"] != "finished" or (directory / TARGET_PREDICTIONS).is_file():
+            continue
+        logits, labels = predict_saved_model(str(directory), data, center_crop=target.center_crop)
+        known = labels != -100
+        accuracy = float(np.mean(logits[known].argmax(1) == labels[known]))
+        recorded = row["metrics"].get("eval_target_accuracy")
+        if recorded is None or abs(accuracy - recorded) > 1e-6:
+            print(f"[{folder.name}] {row['name']}: re-run accuracy {accuracy:.6f} != recorded {recorded}; no "
+                  "predictions kept", flush=True)
+            refused.append(row["name"])
+            continue
+        write_target_predictions(softmax(logits.astype(np.float64)), directory)
+    return refused
 
 
 def sweep_cost(payload: Mapping[str, Any]) -> float | None:
@@ -198,12 +247,14 @@ def markdown(title: str, metric: str, table: Mapping[str, Mapping[str, Any]], ca
         "| rule | target score | regret | gain over source-only | picks |",
         "|---|---:|---:|---:|---|",
     ]
-    order = ["source_only", *[r for r in table if r not in ("source_only", "ensemble", "oracle")], "ensemble", "oracle"]
+    last = ("ensemble", "ensv", "oracle")
+    order = ["source_only", *[r for r in table if r not in ("source_only", *last)], *last]
     for rule in order:
         if rule not in table:
             continue
         entry = table[rule]
         name = {"source_only": "source-only", "ensemble": "**ensemble** (the sweep's choice)",
+                "ensv": "EnsV (agreement with all candidates' predictions)",
                 "oracle": "oracle (target labels, hindsight)"}.get(rule, rule)
         lines.append(f"| {name} | {cell(entry['score'])} | {signed(entry['regret'])} | {signed(entry['gain'])} | "
                      f"{', '.join(entry['picks'])} |")
@@ -229,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="What every candidate logs and the ensemble ranks (default: every single validator).")
     parser.add_argument("--pruner", default="none", choices=("none", "median", "halving"))
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite the table from the sweeps on disk.")
+    parser.add_argument("--backfill-predictions", action="store_true",
+                        help="Sweep nothing: give the finished candidates of older sweeps (made before candidates "
+                        "kept them) their target predictions for EnsV, then rewrite the table.")
     parser.add_argument("--backbones-from", default=None, metavar="WORK",
                         help="A run_recipe.py --work-dir: each seed's candidates adapt the source-pretrained backbone "
                         "that run made for that seed (no pretraining in every candidate).")
@@ -255,7 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         validators = ns.validators or list(SINGLE_VALIDATORS)
         grid = ns.grid or default_grid(ns.recipe, ns.methods, augmentation=not ns.no_augmentation)
         timings = {}
-        for seed in ns.seeds:
+        for seed in ns.seeds if ns.backfill_predictions else []:
+            if (work / f"seed{seed}" / "selection.json").is_file():
+                refused = backfill_predictions(work / f"seed{seed}", run_recipe.config_path(ns.recipe, ns.config),
+                                               [*extra, "--training.seed", str(seed), *backbones[seed]], seed)
+                print(f"[{stem}] seed {seed}: target predictions kept"
+                      f"{'; not reproduced: ' + ', '.join(refused) if refused else ' for every finished candidate'}")
+        for seed in [] if ns.backfill_predictions else ns.seeds:
             start = time.perf_counter()
             overrides = [*extra, "--training.seed", str(seed), *backbones[seed], "--training.validators", *validators]
             run_sweep(str(run_recipe.config_path(ns.recipe, ns.config)), grid, output_dir=work / f"seed{seed}",
@@ -267,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "selection.json").is_file():  # a seed still sweeping in another process
             print(f"[{stem}] {folder.name}: no selection.json yet, left out of the table", flush=True)
             continue
-        payload = json.loads((folder / "selection.json").read_text())
+        payload = with_ensv(json.loads((folder / "selection.json").read_text()), folder)
         per_seed[int(folder.name.removeprefix("seed"))] = picks_of_one_sweep(payload, metric)
         sizes.add(len(payload["candidates"]))
         if (cost := sweep_cost(payload)) is not None:

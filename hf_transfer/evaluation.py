@@ -120,3 +120,20 @@ def _where(modality: str) -> str:
     if not suffixes:
         return "a CSV/JSON/Parquet file with a text column, or a Hub dataset"
     return f"a folder with one sub-folder of {suffixes} files per class, a data file or a Hub dataset"
+
+
+def predict_saved_model(model_dir: str, data: Any, *, batch_size: int = 32,
+                        center_crop: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels (model ids, matched by class name) of the adapted model in ``model_dir`` on a loaded
+    labelled domain (:func:`hf_transfer.data.load_domain`), in the domain's order."""
+    from transformers import AutoProcessor
+
+    from .artifacts import RunInfo
+    from .data import DomainBatchCollator
+    from .modeling import DomainAdaptationModel
+
+    run_info = RunInfo.read(model_dir)
+    model = DomainAdaptationModel.from_pretrained(model_dir)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    data = prepare_eval_data(data, processor, run_info, center_crop=center_crop)
+    return predict(model, data, DomainBatchCollator.for_processor(processor), batch_size)

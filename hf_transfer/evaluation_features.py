@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 SOURCE_FIELDS = frozenset({"source_logits", "source_features", "source_labels"})
+TARGET_PREDICTIONS = "target_predictions.safetensors"
 TOP_CLASS_SHARE = "top_class_share"
 
 
@@ -105,6 +108,7 @@ class ValidatorEvaluation:
         self.validators = [get_validator(name) for name in validators]
         self.needs_source = any(SOURCE_FIELDS & set(v.required) for v in self.validators)
         self.source: SplitOutputs | None = None
+        self.target: SplitOutputs | None = None  # the last target evaluation's outputs (its labels never kept)
 
     def run(
         self, trainer: DomainAdaptationTrainer, loop: Callable[..., EvalLoopOutput], *args: Any,
@@ -121,6 +125,7 @@ class ValidatorEvaluation:
         if split == "source":
             self.source = outputs
             return result
+        self.target = outputs
         scores = self.score(outputs, trainer.state.global_step)
         result.metrics.update({f"{metric_key_prefix}_{key}": value for key, value in scores.items()})
         return result
@@ -173,6 +178,44 @@ def validator_evaluation(trainer: DomainAdaptationTrainer) -> ValidatorEvaluatio
         evaluation = ValidatorEvaluation(validators)
         trainer._validator_evaluation = evaluation
     return evaluation
+
+
+def save_target_predictions(trainer: DomainAdaptationTrainer, output_dir: str | os.PathLike) -> Path | None:
+    """Write the last target evaluation's class probabilities to ``output_dir/target_predictions.safetensors``
+    (``probabilities``, ``(n, K)`` float32, in the split's order; atomically, by the main process): what
+    :class:`~hf_transfer.validators.PredictionEnsembleValidator` (EnsV) compares across candidates."""
+    from .validators.base import softmax
+
+    evaluation = getattr(trainer, "_validator_evaluation", None)
+    logits = evaluation.target.array("logits") if evaluation is not None and evaluation.target is not None else None
+    if logits is None:
+        logger.warning("save_target_predictions: no target evaluation ran (target.eval_split unset?); nothing written.")
+        return None
+    if not trainer.is_world_process_zero():
+        return None
+    return write_target_predictions(softmax(logits.astype(np.float64)), output_dir)
+
+
+def write_target_predictions(probabilities: np.ndarray, directory: str | os.PathLike) -> Path:
+    """``directory/target_predictions.safetensors`` (``probabilities``, float32), written atomically."""
+    from safetensors.numpy import save_file
+
+    path = Path(directory) / TARGET_PREDICTIONS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.tmp")
+    save_file({"probabilities": np.ascontiguousarray(probabilities, dtype=np.float32)}, str(scratch))
+    os.replace(scratch, path)
+    return path
+
+
+def load_target_predictions(directory: str | os.PathLike) -> np.ndarray | None:
+    """The probabilities :func:`save_target_predictions` wrote into ``directory`` (``None`` if it did not)."""
+    path = Path(directory) / TARGET_PREDICTIONS
+    if not path.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))["probabilities"]
 
 
 def source_first(names: list[str]) -> list[str]:

@@ -414,6 +414,10 @@ def run_training(
                                                                      ("target", target_args)) if name in evals]
         announce(2 + pretrain, stages, f"evaluation on {' and '.join(splits)}")
         metrics = trainer.evaluate()
+    if training_args.save_target_predictions:
+        from .evaluation_features import save_target_predictions
+
+        save_target_predictions(trainer, training_args.output_dir)
     from .diagnostics.report import shift_report
 
     shift_report(trainer, source=ready.get("eval_source", source.with_transform(transforms["eval_source"])))

@@ -32,7 +32,9 @@ Each finished candidate is scored by the label-free validators its evaluation lo
 (``target.eval_split``; its labels, if any, are never read for the choice). A candidate whose source
 accuracy fell to chance, or that predicts one class for (nearly) every target example, is marked
 *collapsed* and excluded, with the reason. The pick is the chosen validator's best, by default the
-``ensemble`` (mean rank across the validators, EnsV-style). The pick's folder is copied to
+``ensemble`` (mean rank across the validators). Every candidate also keeps its target class probabilities
+(``training.save_target_predictions``), so ``ensv`` (Hu et al. 2024: agreement with the eligible candidates'
+averaged predictions) is a column of the table and can be the choice (``validator="ensv"``). The pick's folder is copied to
 ``OUTPUT/chosen`` with ``RunInfo.selection`` saying how it was chosen, and its card re-rendered;
 ``OUTPUT/selection.md`` and ``selection.json`` hold every candidate's scores — with, when the target
 evaluation split is labelled, its accuracy in a column marked *oracle, not used for the choice*.
@@ -268,7 +270,7 @@ def run_sweep(
         resources_per_candidate: with ``backend="ray"``, what each trial reserves (default ``{"cpu": 1}``; e.g.
             ``{"cpu": 4, "gpu": 1}``).
     """
-    from .validators import EnsembleValidator, get_validator
+    from .validators import EnsembleValidator, compares_candidates, get_validator
 
     say = progress or (lambda line: None)
     try:
@@ -288,8 +290,8 @@ def run_sweep(
     chooser = get_validator(validator)  # an unknown name lists the known ones
     members = list(validators) if validators is not None else None
     for name in members or []:
-        if isinstance(get_validator(name), EnsembleValidator):
-            raise ValueError("validators lists the single validators the ensemble ranks; 'ensemble' is not one.")
+        if compares_candidates(get_validator(name)):
+            raise ValueError(f"validators lists the single validators the ensemble ranks; {name!r} is not one.")
     spaces = load_grids(grid)
     if any("training.validators" in space for space in spaces):
         raise ValueError("The grid cannot vary training.validators: every candidate must be scored the same way.")
@@ -299,14 +301,15 @@ def run_sweep(
     parsed = parse_train_arguments(config_path, base_overrides)
     training = parsed[3]
     members = members if members is not None else list(training.validators)
-    if not isinstance(chooser, EnsembleValidator) and chooser.name not in members:
+    if not compares_candidates(chooser) and chooser.name not in members:
         members.append(chooser.name)
     if not members:
         raise ValueError("No validator to score the candidates with: pass validators= (or training.validators).")
-    prune_on = prune_on or (chooser.name if not isinstance(chooser, EnsembleValidator)
+    prune_on = prune_on or (chooser.name if not compares_candidates(chooser)
                             else ("snd" if "snd" in members else members[0]))
-    if isinstance(get_validator(prune_on), EnsembleValidator):
-        raise ValueError("prune_on must be a single validator (the ensemble only exists once every candidate finished).")
+    if compares_candidates(get_validator(prune_on)):
+        raise ValueError(f"prune_on must be a single validator ({prune_on!r} only exists once every candidate "
+                         "finished).")
     if prune_on not in members:
         members.append(prune_on)
     if parsed[2].eval_split is None:
@@ -314,7 +317,8 @@ def run_sweep(
             "The sweep scores candidates on the target's evaluation split: set target.eval_split (an unlabelled split "
             "is fine, even the training split itself; its labels are never read for the choice)."
         )
-    base_overrides += ["--training.validators", *members]
+    # every candidate keeps its target predictions, so EnsV can compare them (a column of the table, or the choice)
+    base_overrides += ["--training.validators", *members, "--training.save_target_predictions", "true"]
     if pruner != "none" and training.validators_during_training is None:
         # the pruner reads one validator at each evaluation step: the others (DEV refits a domain classifier) wait
         # for the evaluation after training
@@ -456,15 +460,26 @@ def _replay(trial, result: CandidateResult, metric: str) -> float:
 
 # ----------------------------------------------------------------------------- the choice
 def _choose(results, candidates, output_dir, *, validator, members, prune_on, pruner, say) -> SweepResult:
-    from .validators import EnsembleValidator, get_validator
+    from .evaluation_features import TARGET_PREDICTIONS
+    from .validators import EnsembleValidator, PredictionEnsembleValidator, get_validator
 
     ordered = [results[c.name] for c in candidates if c.name in results]
     eligible = {r.name: r for r in ordered if r.eligible}
     chooser = get_validator(validator)
     ranking: dict[str, float] = {}
     pick = None
+    ensv = _ensv_scores(list(eligible), output_dir)
     if eligible:
-        if isinstance(chooser, EnsembleValidator):
+        if isinstance(chooser, PredictionEnsembleValidator):
+            if not ensv:
+                raise SweepError(
+                    f"EnsV compares the candidates' saved target predictions ({TARGET_PREDICTIONS}), which some of "
+                    f"{sorted(eligible)} lack (trained by an older hf_transfer): sweep into a new output folder, or "
+                    "choose by another validator."
+                )
+            ranking = ensv
+            pick = max(ranking, key=lambda name: ranking[name])  # the first of equal agreements
+        elif isinstance(chooser, EnsembleValidator):
             ensemble = EnsembleValidator(members).select({name: r.scores for name, r in eligible.items()})
             ranking, pick = ensemble.scores, ensemble.pick
         else:
@@ -473,11 +488,11 @@ def _choose(results, candidates, output_dir, *, validator, members, prune_on, pr
             if finite:
                 pick = (max if chooser.higher_is_better else min)(finite, key=finite.get)
     description = _validator_description(validator, members)
-    markdown = selection_table(ordered, members, ranking, pick, validator)
+    markdown = selection_table(ordered, members, ranking, pick, validator, ensv)
     payload = {
         "validator": validator, "validator_description": description, "members": members,
         "pruner": pruner, "prune_on": prune_on, "chosen": pick,
-        "candidates": [{**asdict(r), "rank_score": ranking.get(r.name)} for r in ordered],
+        "candidates": [{**asdict(r), "rank_score": ranking.get(r.name), "ensv": ensv.get(r.name)} for r in ordered],
     }
     from .utils.io import write_json_atomic, write_text_atomic
 
@@ -494,37 +509,58 @@ def _choose(results, candidates, output_dir, *, validator, members, prune_on, pr
         "values": chosen.values, "score": ranking[pick], "num_candidates": len(candidates),
         "pruner": pruner if pruner == "none" else f"{pruner} on eval_target_{prune_on}",
         "excluded": {r.name: f"{r.status}: {r.reason}" if r.reason else r.status for r in ordered if not r.eligible},
-        "table": selection_table(ordered, members, ranking, pick, validator),
+        "table": selection_table(ordered, members, ranking, pick, validator, ensv),
     }
     chosen_dir = _keep_chosen(_candidate_dir(output_dir, candidate), output_dir / CHOSEN_DIR, selection)
     say(f"[sweep] chose {pick} ({candidate.label()}) by {validator}; its adapter and card: {chosen_dir}")
     return SweepResult(output_dir, validator, members, ordered, pick, chosen_dir, ranking, markdown)
 
 
+def _ensv_scores(eligible: list[str], output_dir: Path) -> dict[str, float]:
+    """Each eligible candidate's EnsV agreement with the ensemble of all of them; ``{}`` when one has no saved
+    target predictions (a candidate of an older sweep) or they do not line up."""
+    from .evaluation_features import load_target_predictions
+    from .validators import PredictionEnsembleValidator
+
+    predictions = {name: load_target_predictions(output_dir / CANDIDATES_DIR / name) for name in eligible}
+    if not predictions or any(p is None for p in predictions.values()):
+        return {}
+    try:
+        return PredictionEnsembleValidator().select(predictions).scores
+    except ValueError as error:
+        logger.warning("EnsV left out: %s", error)
+        return {}
+
+
 def _validator_description(validator: str, members: list[str]) -> str:
-    from .validators import EnsembleValidator, get_validator
+    from .validators import EnsembleValidator, PredictionEnsembleValidator, get_validator
 
     chooser = get_validator(validator)
     if isinstance(chooser, EnsembleValidator):
         return f"mean rank across {', '.join(members)}; lower is better"
+    if isinstance(chooser, PredictionEnsembleValidator):
+        return "agreement with the eligible candidates' averaged target predictions (EnsV); higher is better"
     return f"{'higher' if chooser.higher_is_better else 'lower'} is better"
 
 
 def selection_table(
     results: Sequence[CandidateResult], members: Sequence[str], ranking: Mapping[str, float], pick: str | None,
-    validator: str,
+    validator: str, ensv: Mapping[str, float] | None = None,
 ) -> str:
-    """Every candidate's scores as a Markdown table (the oracle column only when the target eval split had labels)."""
+    """Every candidate's scores as a Markdown table (the oracle column only when the target eval split had labels;
+    an ``ensv`` column when the candidates' EnsV agreements are known and EnsV is not the choice itself)."""
     with_oracle = any(r.oracle is not None for r in results)
+    with_ensv = bool(ensv) and validator != "ensv"
     rank_column = "ensemble mean rank" if validator == "ensemble" else f"{validator} (choice)"
-    header = ["candidate", "settings", "status", *members, rank_column, *([ORACLE_COLUMN] if with_oracle else []),
-              "note"]
+    header = ["candidate", "settings", "status", *members, *(["ensv"] if with_ensv else []), rank_column,
+              *([ORACLE_COLUMN] if with_oracle else []), "note"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         mark = " **← chosen**" if r.name == pick else ""
         cells = [
             f"{r.name}{mark}", r.values and ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in r.values.items()),
-            r.status, *(_cell(r.scores.get(m)) for m in members), _cell(ranking.get(r.name)),
+            r.status, *(_cell(r.scores.get(m)) for m in members), *([_cell(ensv.get(r.name))] if with_ensv else []),
+            _cell(ranking.get(r.name)),
             *([_cell(r.oracle)] if with_oracle else []), (r.reason or "").replace("|", "/"),
         ]
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -539,11 +575,13 @@ def _keep_chosen(source: Path, destination: Path, selection: dict[str, Any]) -> 
     """Copy the pick's folder (no checkpoints) to ``destination`` atomically, with its selection and a new card."""
     from .artifacts import MODEL_CARD_NAME, RunInfo
     from .cards import build_model_card
+    from .evaluation_features import TARGET_PREDICTIONS
     from .utils.io import write_text_atomic
 
     scratch = destination.with_name(f".{destination.name}.tmp")
     shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("checkpoint-*", CANDIDATE_RECORD, "runs"))
+    shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("checkpoint-*", CANDIDATE_RECORD, "runs",
+                                                                   TARGET_PREDICTIONS))
     info = RunInfo.read(scratch)
     info.selection = selection
     info.write(scratch)
@@ -595,7 +633,8 @@ def add_sweep_arguments(subparsers: Any) -> argparse.ArgumentParser:
                         help="YAML/JSON grid: section -> field -> list of values, or a list of such grids "
                         "(their union).")
     parser.add_argument("--output-dir", default=None, help="Sweep folder (default: the config's training.output_dir).")
-    parser.add_argument("--validator", default="ensemble", help="What picks: 'ensemble' (default) or one validator.")
+    parser.add_argument("--validator", default="ensemble", help="What picks: 'ensemble' (default, the mean rank across the validators), 'ensv' (agreement with "
+                        "the candidates' averaged target predictions) or one validator.")
     parser.add_argument("--validators", nargs="+", default=None,
                         help="Validators every candidate logs and the ensemble ranks (default: training.validators).")
     parser.add_argument("--prune-on", default=None, help="The single validator the pruner watches.")

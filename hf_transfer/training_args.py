@@ -157,6 +157,14 @@ class DomainAdaptationArguments(TrainingArguments):
             "source split is only evaluated for validators that read it."
         },
     )
+    save_target_predictions: bool = field(
+        default=False,
+        metadata={
+            "help": "After training, write the target eval split's predicted class probabilities to "
+            "output_dir/target_predictions.safetensors (never its labels): what EnsV compares across a sweep's "
+            "candidates (hf-transfer sweep turns it on)."
+        },
+    )
     shift_report: str = field(
         default="pictures",
         metadata={
@@ -294,7 +302,7 @@ TARGET_SPLIT_METRICS = frozenset({"accuracy", "f1", "balanced_accuracy", "loss",
 
 def _check_validators(names: list[str] | str | None) -> list[str]:
     """The validator names, each known and computable per evaluation (an unknown one lists the known ones)."""
-    from .validators import EnsembleValidator, get_validator
+    from .validators import compares_candidates, get_validator
 
     if names is None or names == "none" or list(names) == ["none"]:
         return []
@@ -302,10 +310,10 @@ def _check_validators(names: list[str] | str | None) -> list[str]:
         names = [n.strip() for n in names.split(",") if n.strip()]
     checked: list[str] = []
     for name in names:
-        if isinstance(get_validator(name), EnsembleValidator):
+        if compares_candidates(get_validator(name)):
             raise ValueError(
-                "validators: the 'ensemble' ranks finished candidates against each other (hf-transfer sweep); "
-                "list the single validators it should rank instead."
+                f"validators: {name!r} compares finished candidates with each other (hf-transfer sweep "
+                f"--validator {name}); list single validators here."
             )
         if name not in checked:
             checked.append(name)

@@ -49,6 +49,13 @@ def test_validators_are_logged_for_the_target_and_never_read_its_labels(tmp_path
     counts = np.bincount(target_logits.argmax(-1).numpy(), minlength=3)
     assert metrics["eval_target_top_class_share"] == pytest.approx(counts.max() / counts.sum())
     assert "eval_target_accuracy" in metrics  # the labelled (oracle) metric is still there, separately
+    # the target's class probabilities, for EnsV across a sweep's candidates: those of this evaluation, in order
+    from hf_transfer.evaluation_features import load_target_predictions, save_target_predictions
+
+    assert load_target_predictions(tmp_path / "predictions") is None
+    save_target_predictions(trainer, tmp_path / "predictions")
+    assert load_target_predictions(tmp_path / "predictions") == pytest.approx(
+        torch.softmax(target_logits.double(), -1).numpy(), abs=1e-6)
     logged = [entry for entry in trainer.state.log_history if "eval_target_snd" in entry]
     assert logged and logged[-1]["eval_target_snd"] == metrics["eval_target_snd"]
     # The target's labels are never read: scramble them and every validator score stays the same.

@@ -92,3 +92,57 @@ def test_the_cost_of_a_sweep_is_its_cpu_time_in_single_runs(selection):
     assert selection.sweep_cost({"candidates": rows}) == pytest.approx(350.0 / 100.0)  # median of the full ones
     assert selection.sweep_cost({"candidates": [*rows, {"status": "finished"}]}) is None  # an older record: no times
     assert selection.sweep_cost({"candidates": rows[3:]}) is None  # nothing trained to the end: no yardstick
+
+
+def test_ensv_picks_the_candidate_that_agrees_most_among_the_eligible(selection):
+    rows = [_candidate("c01", "source_only", "finished", 0.9, 0.1, 0.60),
+            _candidate("c02", "dann", "finished", 0.5, 0.3, 0.70),
+            _candidate("c03", "mmd", "collapsed", 0.0, 0.9, 0.95)]
+    for row, agreement in zip(rows, (0.8, 0.9, None)):
+        row["ensv"] = agreement
+    payload = {"validator": "ensemble", "members": ["entropy"], "chosen": "c02", "candidates": rows}
+    assert selection.picks_of_one_sweep(payload, "eval_target_accuracy")["ensv"]["candidate"] == "c02"
+    rows[0]["ensv"] = None  # an eligible candidate without predictions: no EnsV row rather than a partial one
+    assert "ensv" not in selection.picks_of_one_sweep(payload, "eval_target_accuracy")
+
+
+def test_backfilled_predictions_are_the_trainers_own_and_a_mismatch_is_refused(selection, tmp_path):
+    """An older sweep's candidate re-run on the target eval split gives the probabilities its training run saved."""
+    import numpy as np
+    import torch
+    import yaml
+    from safetensors.numpy import load_file
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    from hf_transfer.sweep import run_sweep
+    from tests.conftest import tiny_vit_config
+    from tests.selection_data import image_tree
+
+    for seed, (domain, shift) in enumerate((("source", 0), ("target", 40))):
+        image_tree(tmp_path / domain / "train", 8, shift, seed)
+        image_tree(tmp_path / domain / "test", 4, shift, seed + 10)
+    torch.manual_seed(0)
+    ViTForImageClassification(tiny_vit_config(num_labels=2)).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"model_name_or_path": str(tmp_path / "vit")},
+        "source": {"dataset": str(tmp_path / "source"), "eval_split": "test"},
+        "target": {"dataset": str(tmp_path / "target"), "eval_split": "test"},
+        "training": {"max_steps": 3, "per_device_train_batch_size": 8, "lora_r": 4, "discriminator_hidden_size": 8,
+                     "learning_rate": 0.05, "report_to": "none", "save_strategy": "no", "disable_tqdm": True,
+                     "shift_report": "none", "validators": ["entropy"]},
+    }))
+    out = tmp_path / "sweep"
+    run_sweep(config, {"training": {"method": ["dann"]}}, output_dir=out, pruner="none", progress=None)
+    saved = out / "candidates" / "c00" / "target_predictions.safetensors"
+    original = load_file(saved)["probabilities"]
+    saved.unlink()  # as a candidate of an older sweep
+    assert selection.backfill_predictions(out, config, [], seed=0) == []
+    assert np.allclose(load_file(saved)["probabilities"], original, atol=1e-5)
+
+    saved.unlink()
+    table = json.loads((out / "selection.json").read_text())
+    table["candidates"][0]["metrics"]["eval_target_accuracy"] += 0.01  # not what this model scores
+    (out / "selection.json").write_text(json.dumps(table))
+    assert selection.backfill_predictions(out, config, [], seed=0) == ["c00"] and not saved.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -161,6 +162,23 @@ def test_sweep_excludes_the_collapsed_candidate_picks_by_the_validator_and_resum
     result = run_sweep(config, GRID, output_dir=out, pruner="none", progress=None)
     assert result.chosen in finished and result.validator == "ensemble"
     assert all(c.status in ("finished", "collapsed") for c in result.candidates)
+
+    # EnsV: every candidate kept its target probabilities; the eligible ones are compared, the collapsed left out.
+    from safetensors.numpy import load_file
+
+    probabilities = {n: load_file(out / "candidates" / n / "target_predictions.safetensors")["probabilities"]
+                     for n in finished}
+    assert all(p.shape == (8, 2) and np.allclose(p.sum(1), 1.0) for p in probabilities.values())
+    pseudo = np.mean(list(probabilities.values()), axis=0).argmax(1)
+    agreement = {n: float(np.mean(p.argmax(1) == pseudo)) for n, p in probabilities.items()}
+    rows = {row["name"]: row for row in json.loads((out / "selection.json").read_text())["candidates"]}
+    assert {n: rows[n]["ensv"] for n in finished} == pytest.approx(agreement)
+    assert all(rows[n]["ensv"] is None for n in collapsed)
+    assert "| ensv |" in (out / "selection.md").read_text()
+    assert not (out / "chosen" / "target_predictions.safetensors").exists()  # not part of the shared adapter
+    by_ensv = run_sweep(config, GRID, output_dir=out, pruner="none", progress=None, validator="ensv")
+    assert by_ensv.chosen == max(finished, key=lambda n: agreement[n])
+    assert "EnsV" in RunInfo.read(out / "chosen").selection["validator_description"]
 
 
 def _grid_file(tmp_path):

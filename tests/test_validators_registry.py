@@ -23,6 +23,7 @@ EXPECTED_DIRECTIONS = {
     "dev": False,
     "class_ami": True,
     "ensemble": False,
+    "ensv": True,
 }
 
 
@@ -44,7 +45,7 @@ def test_metric_key_and_greater_is_better_for_training_arguments():
     assert metric_key("snd") == "eval_target_snd"
     assert metric_key("source_accuracy") == "eval_target_source_accuracy"
     for name, direction in EXPECTED_DIRECTIONS.items():
-        if name == "ensemble":
+        if name in ("ensemble", "ensv"):
             continue
         assert greater_is_better(name) is direction
         assert greater_is_better(f"target_{name}") is direction
@@ -68,7 +69,7 @@ def test_compute_validators_returns_target_prefixed_scores_from_names_or_objects
 def test_compute_validators_names_the_missing_field_and_refuses_the_ensemble():
     with pytest.raises(ValueError, match="'dev' validator needs source_logits"):
         compute_validators(["entropy", "dev"], ValidationInputs(target_logits=np.zeros((3, 2))))
-    with pytest.raises(ValueError, match="EnsembleValidator.select"):
+    with pytest.raises(ValueError, match="EnsembleValidator on their scores"):
         compute_validators(["ensemble"], ValidationInputs(target_logits=np.zeros((3, 2))))
     with pytest.raises(ValueError, match="Unknown validator"):
         compute_validators(["entropyy"], ValidationInputs(target_logits=np.zeros((3, 2))))

@@ -12,8 +12,9 @@ The Trainer logs a validator as ``eval_target_<name>`` (:func:`metric_key`), so:
         load_best_model_at_end=True,
     )
 
-selects checkpoints without target labels. The ``ensemble`` compares candidates with each other
-(:meth:`EnsembleValidator.select` on a table of their scores) and is not a per-evaluation metric.
+selects checkpoints without target labels. The ``ensemble`` and ``ensv`` compare candidates with each
+other (:meth:`EnsembleValidator.select` on a table of their scores, :meth:`PredictionEnsembleValidator.select`
+on their target predictions) and are not per-evaluation metrics (:func:`compares_candidates`).
 
 ==================  ===========================  =========================================
 name                module                       better
@@ -26,6 +27,7 @@ name                module                       better
 ``dev``             :mod:`.dev`                  lower (a risk)
 ``class_ami``       :mod:`.class_ami`            higher
 ``ensemble``        :mod:`.ensemble`             lower (mean rank)
+``ensv``            :mod:`.ensv`                 higher (agreement with all candidates)
 ==================  ===========================  =========================================
 """
 
@@ -38,6 +40,7 @@ from .bnm import BatchNuclearNorm
 from .class_ami import ClassAMI
 from .dev import DeepEmbeddedValidation, dev_risk
 from .ensemble import EnsembleResult, EnsembleValidator, validator_name
+from .ensv import PredictionEnsembleResult, PredictionEnsembleValidator
 from .entropy import Entropy
 from .im import InformationMaximization
 from .snd import SoftNeighborhoodDensity
@@ -45,12 +48,20 @@ from .singles import SINGLE_VALIDATORS
 from .source_accuracy import SourceAccuracy
 
 #: name -> the validator with its paper's defaults (seed 0 where it has one); the ensemble ranks the others.
-VALIDATORS: dict[str, Validator | EnsembleValidator] = {**SINGLE_VALIDATORS, "ensemble": EnsembleValidator()}
+VALIDATORS: dict[str, Validator | EnsembleValidator | PredictionEnsembleValidator] = {
+    **SINGLE_VALIDATORS, "ensemble": EnsembleValidator(), "ensv": PredictionEnsembleValidator(),
+}
 
 METRIC_PREFIX = "eval_target_"
 
 
-def get_validator(name: str) -> Validator | EnsembleValidator:
+def compares_candidates(validator: object) -> bool:
+    """Whether ``validator`` picks by comparing finished candidates (the rank ensemble, EnsV), rather than scoring
+    one evaluation: such a validator cannot be logged per evaluation nor be a member of the rank ensemble."""
+    return isinstance(validator, (EnsembleValidator, PredictionEnsembleValidator))
+
+
+def get_validator(name: str) -> Validator | EnsembleValidator | PredictionEnsembleValidator:
     """The registered validator called ``name``; an unknown name is an error that lists the known ones."""
     try:
         return VALIDATORS[name]
@@ -72,9 +83,9 @@ def greater_is_better(metric_name: str) -> bool:
     ``metric_for_best_model``.
     """
     validator = get_validator(validator_name(metric_name))
-    if isinstance(validator, EnsembleValidator):
+    if compares_candidates(validator):
         raise ValueError(
-            "The ensemble ranks finished candidates against each other and is not logged per evaluation, "
+            f"{validator.name!r} compares finished candidates with each other and is not logged per evaluation, "
             "so it cannot be metric_for_best_model; choose a single validator there."
         )
     return validator.higher_is_better
@@ -87,10 +98,10 @@ def compute_validators(
     scores: dict[str, float] = {}
     for item in validators:
         validator = get_validator(item) if isinstance(item, str) else item
-        if isinstance(validator, EnsembleValidator):
+        if compares_candidates(validator):
             raise ValueError(
-                "The ensemble needs every candidate's scores; compute the single validators here and "
-                "call EnsembleValidator.select on the table of candidates."
+                f"{validator.name!r} needs every candidate's results; compute the single validators here and call "
+                "its select() on the candidates (EnsembleValidator on their scores, EnsV on their predictions)."
             )
         scores[f"target_{validator.name}"] = validator(inputs)
     return scores
@@ -106,10 +117,13 @@ __all__ = [
     "EnsembleValidator",
     "Entropy",
     "InformationMaximization",
+    "PredictionEnsembleResult",
+    "PredictionEnsembleValidator",
     "SoftNeighborhoodDensity",
     "SourceAccuracy",
     "ValidationInputs",
     "Validator",
+    "compares_candidates",
     "compute_validators",
     "dev_risk",
     "get_validator",
