@@ -15,3 +15,20 @@ def image_tree(root, n, shift, seed):
             pixels = rng.integers(0, 60, size=(16, 16, 3))
             pixels[:, :, label] += 150
             Image.fromarray(np.clip(pixels + shift, 0, 255).astype("uint8")).save(root / name / f"{i}.png")
+
+
+def domains_and_vit(root, train, test, target_shift):
+    """``root/{source,target}/{train,test}`` image trees (``train``/``test`` per class, the target brightened by
+    ``target_shift``) and a tiny random ViT with its processor in ``root/vit``, whose path is returned."""
+    import torch
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    from tests.conftest import tiny_vit_config
+
+    for seed, (domain, shift) in enumerate((("source", 0), ("target", target_shift))):
+        image_tree(root / domain / "train", train, shift, seed)
+        image_tree(root / domain / "test", test, shift, seed + 10)
+    torch.manual_seed(0)
+    ViTForImageClassification(tiny_vit_config(num_labels=2)).save_pretrained(root / "vit")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "vit")
+    return root / "vit"

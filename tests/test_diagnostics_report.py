@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import torch
 import yaml
 
 try:
@@ -18,8 +17,8 @@ from hf_transfer.cli import main
 from hf_transfer.diagnostics import report as report_module
 from hf_transfer.diagnostics.report import shift_report
 from hf_transfer.trainer import DomainAdaptationTrainer
-from tests.conftest import build_model, make_domain, tiny_vit_config, train_args
-from tests.selection_data import image_tree
+from tests.conftest import build_model, make_domain, train_args
+from tests.selection_data import domains_and_vit
 
 PICTURES = {"embedding": "shift_embedding.png", "training_curves": "training_curves.png",
             "confusion_matrices": "confusion_matrices.png"}
@@ -27,16 +26,9 @@ PICTURES = {"embedding": "shift_embedding.png", "training_curves": "training_cur
 
 def test_train_writes_pictures_linked_from_the_card_and_the_push_uploads_them(hub, tmp_path):
     pytest.importorskip("matplotlib")
-    from transformers import ViTForImageClassification, ViTImageProcessor
-
     from hf_transfer.hub import push_base_model, push_to_hub
 
-    for seed, (domain, shift) in enumerate((("source", 0), ("target", 60))):
-        image_tree(tmp_path / domain / "train", 6, shift, seed)
-        image_tree(tmp_path / domain / "test", 3, shift, seed + 10)
-    torch.manual_seed(0)
-    ViTForImageClassification(tiny_vit_config(num_labels=2)).save_pretrained(tmp_path / "vit")
-    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    domains_and_vit(tmp_path, train=6, test=3, target_shift=60)
     config = {
         "model": {"model_name_or_path": str(tmp_path / "vit")},
         "source": {"dataset": str(tmp_path / "source"), "eval_split": "test"},

@@ -109,24 +109,16 @@ def test_ensv_picks_the_candidate_that_agrees_most_among_the_eligible(selection)
 def test_backfilled_predictions_are_the_trainers_own_and_a_mismatch_is_refused(selection, tmp_path):
     """An older sweep's candidate re-run on the target eval split gives the probabilities its training run saved."""
     import numpy as np
-    import torch
     import yaml
     from safetensors.numpy import load_file
-    from transformers import ViTForImageClassification, ViTImageProcessor
 
     from hf_transfer.sweep import run_sweep
-    from tests.conftest import tiny_vit_config
-    from tests.selection_data import image_tree
+    from tests.selection_data import domains_and_vit
 
-    for seed, (domain, shift) in enumerate((("source", 0), ("target", 40))):
-        image_tree(tmp_path / domain / "train", 8, shift, seed)
-        image_tree(tmp_path / domain / "test", 4, shift, seed + 10)
-    torch.manual_seed(0)
-    ViTForImageClassification(tiny_vit_config(num_labels=2)).save_pretrained(tmp_path / "vit")
-    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    vit = domains_and_vit(tmp_path, train=8, test=4, target_shift=40)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "model": {"model_name_or_path": str(tmp_path / "vit")},
+        "model": {"model_name_or_path": str(vit)},
         "source": {"dataset": str(tmp_path / "source"), "eval_split": "test"},
         "target": {"dataset": str(tmp_path / "target"), "eval_split": "test"},
         "training": {"max_steps": 3, "per_device_train_batch_size": 8, "lora_r": 4, "discriminator_hidden_size": 8,
