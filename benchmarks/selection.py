@@ -337,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     table = summarise(per_seed)
     timing = {"text": f"mean wall time of a sweep {statistics.mean(walls) / 60:.1f} min (pruner: {ns.pruner})"} if walls else None
     if timing and costs:
-        timing["text"] += (f"; CPU time of a sweep = {statistics.mean(costs):.1f} single runs (mean over "
-                           f"{len(costs)} seeds; a single run = the median candidate trained to the end)")
+        timing["text"] = (f"CPU time of a sweep = {statistics.mean(costs):.1f} single runs (mean over {len(costs)} "
+                          "seeds; a single run = the median candidate trained to the end); "
+                          f"{timing['text']}, which depends on what else the machine ran")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps({"recipe": ns.recipe, "config": ns.config, "metric": metric,
                                                   "pruner": ns.pruner, "per_seed": per_seed, "summary": table,
