@@ -147,12 +147,13 @@ def picks_of_one_sweep(payload: Mapping[str, Any], metric: str) -> dict[str, dic
 def with_ensv(payload: dict[str, Any], folder: Path) -> dict[str, Any]:
     """``payload`` with each eligible candidate's EnsV agreement (``ensv``), from the target predictions in its
     folder, when the sweep's own table has none (older sweeps; see :func:`backfill_predictions`)."""
-    from hf_transfer.sweep import _ensv_scores
+    from hf_transfer.sweep import prediction_ensemble
 
     eligible = [row["name"] for row in payload["candidates"] if row["status"] == "finished"]
     if eligible and all(row.get("ensv") is not None for row in payload["candidates"] if row["name"] in eligible):
         return payload
-    scores = _ensv_scores(eligible, folder)
+    agreement = prediction_ensemble(eligible, folder)
+    scores = agreement.scores if agreement is not None else {}
     return {**payload, "candidates": [{**row, "ensv": scores.get(row["name"])} for row in payload["candidates"]]}
 
 
@@ -167,14 +168,14 @@ def backfill_predictions(folder: Path, config: Path, overrides: list[str], seed:
     from hf_transfer.data import load_domain
     from hf_transfer.evaluation import predict_saved_model
     from hf_transfer.evaluation_features import TARGET_PREDICTIONS, write_target_predictions
-    from hf_transfer.validators.base import softmax
+    from hf_transfer.sweep_candidates import CANDIDATES_DIR
 
     payload = json.loads((folder / "selection.json").read_text())
     target = parse_train_arguments(str(config), overrides)[2]
     data = load_domain(target, split=target.eval_split, seed=seed)
     refused = []
     for row in payload["candidates"]:
-        directory = folder / "candidates" / row["name"]
+        directory = folder / CANDIDATES_DIR / row["name"]
         if row["status"] != "finished" or (directory / TARGET_PREDICTIONS).is_file():
             continue
         logits, labels = predict_saved_model(str(directory), data, center_crop=target.center_crop)
@@ -186,7 +187,7 @@ def backfill_predictions(folder: Path, config: Path, overrides: list[str], seed:
                   "predictions kept", flush=True)
             refused.append(row["name"])
             continue
-        write_target_predictions(softmax(logits.astype(np.float64)), directory)
+        write_target_predictions(logits, directory)
     return refused
 
 
@@ -309,13 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         validators = ns.validators or list(SINGLE_VALIDATORS)
         grid = ns.grid or default_grid(ns.recipe, ns.methods, augmentation=not ns.no_augmentation)
         timings = {}
-        for seed in ns.seeds if ns.backfill_predictions else []:
-            if (work / f"seed{seed}" / "selection.json").is_file():
-                refused = backfill_predictions(work / f"seed{seed}", run_recipe.config_path(ns.recipe, ns.config),
-                                               [*extra, "--training.seed", str(seed), *backbones[seed]], seed)
-                print(f"[{stem}] seed {seed}: target predictions kept"
-                      f"{'; not reproduced: ' + ', '.join(refused) if refused else ' for every finished candidate'}")
-        for seed in [] if ns.backfill_predictions else ns.seeds:
+        for seed in ns.seeds:
+            if ns.backfill_predictions:
+                if (work / f"seed{seed}" / "selection.json").is_file():
+                    refused = backfill_predictions(work / f"seed{seed}", run_recipe.config_path(ns.recipe, ns.config),
+                                                   [*extra, "--training.seed", str(seed), *backbones[seed]], seed)
+                    print(f"[{stem}] seed {seed}: target predictions kept" + (
+                        f"; not reproduced: {', '.join(refused)}" if refused else " for every finished candidate"))
+                continue
             start = time.perf_counter()
             overrides = [*extra, "--training.seed", str(seed), *backbones[seed], "--training.validators", *validators]
             run_sweep(str(run_recipe.config_path(ns.recipe, ns.config)), grid, output_dir=work / f"seed{seed}",

@@ -184,8 +184,6 @@ def save_target_predictions(trainer: DomainAdaptationTrainer, output_dir: str | 
     """Write the last target evaluation's class probabilities to ``output_dir/target_predictions.safetensors``
     (``probabilities``, ``(n, K)`` float32, in the split's order; atomically, by the main process): what
     :class:`~hf_transfer.validators.PredictionEnsembleValidator` (EnsV) compares across candidates."""
-    from .validators.base import softmax
-
     evaluation = getattr(trainer, "_validator_evaluation", None)
     logits = evaluation.target.array("logits") if evaluation is not None and evaluation.target is not None else None
     if logits is None:
@@ -193,12 +191,17 @@ def save_target_predictions(trainer: DomainAdaptationTrainer, output_dir: str | 
         return None
     if not trainer.is_world_process_zero():
         return None
-    return write_target_predictions(softmax(logits.astype(np.float64)), output_dir)
+    return write_target_predictions(logits, output_dir)
 
 
-def write_target_predictions(probabilities: np.ndarray, directory: str | os.PathLike) -> Path:
-    """``directory/target_predictions.safetensors`` (``probabilities``, float32), written atomically."""
+def write_target_predictions(logits: np.ndarray, directory: str | os.PathLike) -> Path:
+    """``directory/target_predictions.safetensors``: the class probabilities of ``logits`` (``probabilities``,
+    float32), written atomically."""
     from safetensors.numpy import save_file
+
+    from .validators.base import softmax
+
+    probabilities = softmax(np.asarray(logits, dtype=np.float64))
 
     path = Path(directory) / TARGET_PREDICTIONS
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,8 @@ accuracy fell to chance, or that predicts one class for (nearly) every target ex
 *collapsed* and excluded, with the reason. The pick is the chosen validator's best, by default the
 ``ensemble`` (mean rank across the validators). Every candidate also keeps its target class probabilities
 (``training.save_target_predictions``), so ``ensv`` (Hu et al. 2024: agreement with the eligible candidates'
-averaged predictions) is a column of the table and can be the choice (``validator="ensv"``). The pick's folder is copied to
-``OUTPUT/chosen`` with ``RunInfo.selection`` saying how it was chosen, and its card re-rendered;
+averaged predictions) is a column of the table and can be the choice (``validator="ensv"``). The pick's folder
+is copied to ``OUTPUT/chosen`` with ``RunInfo.selection`` saying how it was chosen, and its card re-rendered;
 ``OUTPUT/selection.md`` and ``selection.json`` hold every candidate's scores — with, when the target
 evaluation split is labelled, its accuracy in a column marked *oracle, not used for the choice*.
 
@@ -468,17 +468,17 @@ def _choose(results, candidates, output_dir, *, validator, members, prune_on, pr
     chooser = get_validator(validator)
     ranking: dict[str, float] = {}
     pick = None
-    ensv = _ensv_scores(list(eligible), output_dir)
+    agreement = prediction_ensemble(list(eligible), output_dir)
+    ensv = agreement.scores if agreement is not None else {}
     if eligible:
         if isinstance(chooser, PredictionEnsembleValidator):
-            if not ensv:
+            if agreement is None:
                 raise SweepError(
                     f"EnsV compares the candidates' saved target predictions ({TARGET_PREDICTIONS}), which some of "
                     f"{sorted(eligible)} lack (trained by an older hf_transfer): sweep into a new output folder, or "
                     "choose by another validator."
                 )
-            ranking = ensv
-            pick = max(ranking, key=lambda name: ranking[name])  # the first of equal agreements
+            ranking, pick = agreement.scores, agreement.pick
         elif isinstance(chooser, EnsembleValidator):
             ensemble = EnsembleValidator(members).select({name: r.scores for name, r in eligible.items()})
             ranking, pick = ensemble.scores, ensemble.pick
@@ -516,20 +516,21 @@ def _choose(results, candidates, output_dir, *, validator, members, prune_on, pr
     return SweepResult(output_dir, validator, members, ordered, pick, chosen_dir, ranking, markdown)
 
 
-def _ensv_scores(eligible: list[str], output_dir: Path) -> dict[str, float]:
-    """Each eligible candidate's EnsV agreement with the ensemble of all of them; ``{}`` when one has no saved
-    target predictions (a candidate of an older sweep) or they do not line up."""
+def prediction_ensemble(eligible: list[str], output_dir: Path):
+    """EnsV over the ``eligible`` candidates of the sweep in ``output_dir`` (a
+    :class:`~hf_transfer.validators.PredictionEnsembleResult`); ``None`` when one has no saved target predictions
+    (a candidate of an older sweep) or they do not line up."""
     from .evaluation_features import load_target_predictions
     from .validators import PredictionEnsembleValidator
 
     predictions = {name: load_target_predictions(output_dir / CANDIDATES_DIR / name) for name in eligible}
     if not predictions or any(p is None for p in predictions.values()):
-        return {}
+        return None
     try:
-        return PredictionEnsembleValidator().select(predictions).scores
+        return PredictionEnsembleValidator().select(predictions)
     except ValueError as error:
         logger.warning("EnsV left out: %s", error)
-        return {}
+        return None
 
 
 def _validator_description(validator: str, members: list[str]) -> str:
@@ -633,8 +634,9 @@ def add_sweep_arguments(subparsers: Any) -> argparse.ArgumentParser:
                         help="YAML/JSON grid: section -> field -> list of values, or a list of such grids "
                         "(their union).")
     parser.add_argument("--output-dir", default=None, help="Sweep folder (default: the config's training.output_dir).")
-    parser.add_argument("--validator", default="ensemble", help="What picks: 'ensemble' (default, the mean rank across the validators), 'ensv' (agreement with "
-                        "the candidates' averaged target predictions) or one validator.")
+    parser.add_argument("--validator", default="ensemble",
+                        help="What picks: 'ensemble' (default, the mean rank across the validators), 'ensv' "
+                        "(agreement with the candidates' averaged target predictions) or one validator.")
     parser.add_argument("--validators", nargs="+", default=None,
                         help="Validators every candidate logs and the ensemble ranks (default: training.validators).")
     parser.add_argument("--prune-on", default=None, help="The single validator the pruner watches.")
