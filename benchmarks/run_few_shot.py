@@ -22,7 +22,9 @@ selection); the labelled shots come from the target's *training* split, scores f
 ``--backbones DIR``) instead, into ``<recipe>_pretrained_few_shot``.
 
 Writes ``<out>/<recipe>[_<config>]_few_shot.json`` and ``.md`` (mean ± std over seeds, and each method −
-``finetune_k`` at the same K); any ``--section.field value`` argument is passed to every run.
+``finetune_k`` at the same K); any ``--section.field value`` argument is passed to every run. Each finished run
+keeps its result in its output folder, so the same command run again resumes where an interrupted one stopped
+(and ``--shots 5`` now, ``--shots 1 5 10`` later, trains K = 5 once).
 """
 
 from __future__ import annotations
@@ -141,12 +143,16 @@ def main(argv: list[str] | None = None) -> int:
                 elif method == BASELINE and base[4].epochs > 0:
                     raise SystemExit(f"{name} needs the seed's source-pretrained backbone: run another method first.")
                 args = parse_train_arguments(config, overrides)
-                start = time.perf_counter()
-                metrics = run_training(*args)
+
+                def train(args=args, shots=shots) -> dict[str, Any]:
+                    start = time.perf_counter()
+                    metrics = run_training(*args)
+                    return {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                            "seconds": round(time.perf_counter() - start, 1), "shots": shots}
+
+                result = runner.cached_run(args[3].output_dir, train)
                 if args[4].epochs > 0:
                     backbone = str(Path(args[3].output_dir) / args[4].output_subdir)
-                result = {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                          "seconds": round(time.perf_counter() - start, 1), "shots": shots}
                 runs.append({"method": name, "seed": seed, **result})
                 print(f"[{ns.recipe} few-shot] seed {seed} {name}: target acc "
                       f"{result['metrics'].get('eval_target_accuracy', float('nan')):.4f} ({result['seconds']} s)",

@@ -10,7 +10,8 @@ Sources and target:
 * **finance**: SST-2 (movies), CR (product reviews) and MPQA (opinion phrases from news) → Financial PhraseBank
   (positive/negative). CR and MPQA have no fixed split: each is split 80/20, stratified, with ``--split-seed``.
 
-Per seed, every run uses the recipe's ``local.yaml`` settings (backbone, steps, batch size, learning rate) and
+Per seed, every run uses the recipe's ``local.yaml`` settings (backbone, steps, batch size, learning rate; or
+``pretrained.yaml``'s with ``--config pretrained --backbones DIR``, the real backbones converted offline) and
 the same method (``--method``; default ``dann``, with ``--training.domain_loss_weight 0.1`` for finance, below
 the binary-task collapse bound, see the README):
 
@@ -22,8 +23,9 @@ the binary-task collapse bound, see the README):
 A recipe with a source-pretraining stage (speech) pretrains once per seed and source set: each single source on
 its own data, ``pooled`` on all sources, and ``multi`` reuses ``pooled``'s backbone (the same data).
 
-The model reported is the last step's (no target labels for selection). Writes ``<out>/<recipe>_multi_source.json``
-and ``.md``; any ``--section.field value`` argument is passed to every run.
+The model reported is the last step's (no target labels for selection). Writes
+``<out>/<recipe>[_<config>]_multi_source.json`` and ``.md``; any ``--section.field value`` argument is passed to
+every run. Each finished run keeps its result in its output folder: the same command run again resumes.
 """
 
 from __future__ import annotations
@@ -108,19 +110,19 @@ def prepare_finance(data_root: Path, data: Path, seed: int) -> dict[str, dict[st
 
 
 # --------------------------------------------------------------------------- configs
-def recipe_config(recipe: str) -> dict[str, Any]:
-    """The recipe's ``local.yaml`` with its backbone path made absolute (the configs here live elsewhere)."""
+def recipe_config(recipe: str, config_name: str = "local") -> dict[str, Any]:
+    """The recipe's ``<config_name>.yaml`` with its backbone path made absolute (the configs here live elsewhere)."""
     folder = ROOT / "recipes" / recipe
-    config = yaml.safe_load((folder / "local.yaml").read_text())
+    config = yaml.safe_load((folder / f"{config_name}.yaml").read_text())
     model = config["model"]["model_name_or_path"]
     if isinstance(model, str) and (folder / model).exists():
         config["model"]["model_name_or_path"] = str((folder / model).resolve())
     return config
 
 
-def run_configs(recipe: str, domains: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+def run_configs(recipe: str, domains: dict[str, dict[str, str]], config_name: str = "local") -> dict[str, dict[str, Any]]:
     """``{run name: config}``: each source alone, the sources pooled, and the balanced multi-source run."""
-    base = recipe_config(recipe)
+    base = recipe_config(recipe, config_name)
     base.pop("source", None)
     base["target"] = {**base.get("target", {}), **domains["target"]}
     names = [n for n in domains if n != "target"]
@@ -151,12 +153,16 @@ def run_one(config_path: Path, overrides: list[str], backbone: str | None) -> di
         overrides = [*overrides, "--model.model_name_or_path", backbone, "--model.random_init", "false",
                      "--pretraining.epochs", "0"]
     args = parse_train_arguments(str(config_path), overrides)
-    start = time.perf_counter()
-    metrics = run_training(*args)
-    pretrained = Path(args[3].output_dir) / args[4].output_subdir
-    return {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-            "seconds": round(time.perf_counter() - start, 1),
-            "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None}
+
+    def train() -> dict[str, Any]:
+        start = time.perf_counter()
+        metrics = run_training(*args)
+        pretrained = Path(args[3].output_dir) / args[4].output_subdir
+        return {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                "seconds": round(time.perf_counter() - start, 1),
+                "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None}
+
+    return _load("run_recipe").cached_run(args[3].output_dir, train)
 
 
 def best_single(table: dict[str, dict[str, Any]]) -> str | None:
@@ -176,8 +182,11 @@ def per_source_lines(runs: list[dict[str, Any]], run: str) -> list[str]:
     return ["", f"{run}: held-out accuracy of each source (mean over seeds): {', '.join(cells)}."]
 
 
-def markdown(recipe: str, table: dict, runs: list, commit: str, seeds: list[int], method: str, names: list[str]) -> str:
-    text = _load("run_recipe").markdown(f"{recipe} multi-source ({method})", table, commit, seeds).rstrip("\n")
+def markdown(recipe: str, table: dict, runs: list, commit: str, seeds: list[int], method: str, names: list[str],
+             config_name: str = "local") -> str:
+    where = f"recipes/{recipe}/{config_name}.yaml"
+    text = _load("run_recipe").markdown(f"{recipe} multi-source ({method})", table, commit, seeds,
+                                        config=where).rstrip("\n")
     lines = [text, "", "Sources in order: " + ", ".join(names) + "."]
     best = best_single(table)
 
@@ -210,22 +219,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", default=None,
                         help="Only these runs (single_<source>, pooled, multi); default: all.")
     parser.add_argument("--split-seed", type=int, default=0, help="Seed of the CR/MPQA train/test split (finance).")
+    parser.add_argument("--config", default="local", help="recipes/<recipe>/<CONFIG>.yaml (local or pretrained).")
+    parser.add_argument("--backbones", default=None, help="Converted offline backbones (for --config pretrained).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     ns, extra = parser.parse_known_args(argv)
 
     runner = _load("run_recipe")
+    runner.config_path(ns.recipe, ns.config)  # an unknown --config stops here
+    runner.use_backbones(ns.recipe, ns.config, ns.backbones)
     commit = runner._commit()
+    stem = f"{runner.results_stem(ns.recipe, ns.config)}_multi_source"
     work = Path(ns.work_dir).resolve()
     data = work / "data"
     domains = (prepare_speech(Path(ns.data_root), data) if ns.recipe == "speech"
                else prepare_finance(Path(ns.data_root), data, ns.split_seed))
     runner.offline_environment()
-    configs = run_configs(ns.recipe, domains)
+    configs = run_configs(ns.recipe, domains, ns.config)
     selected = ns.runs or list(configs)
     unknown = sorted(set(selected) - set(configs))
     if unknown:
         raise SystemExit(f"Unknown run(s) {unknown}; choose from {', '.join(configs)}.")
-    config_dir = work / f"{ns.recipe}_multi_source" / "configs"
+    config_dir = work / stem / "configs"
     config_dir.mkdir(parents=True, exist_ok=True)
     overrides = [*DEFAULT_OVERRIDES.get(ns.recipe, []), "--training.method", ns.method, *extra]
     runs = []
@@ -234,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in selected:
             path = config_dir / f"{run}.yaml"
             path.write_text(yaml.safe_dump(configs[run], sort_keys=False))
-            output = work / f"{ns.recipe}_multi_source" / f"seed{seed}" / run
+            output = work / stem / f"seed{seed}" / run
             key = pretraining_key(run)
             result = run_one(path, [*overrides, "--training.seed", str(seed), "--training.output_dir", str(output)],
                              backbones.get(key))
@@ -247,12 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in domains if n != "target"]
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "commit": commit, "seeds": ns.seeds, "method": ns.method, "sources": names,
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "method": ns.method, "sources": names,
                "overrides": overrides, "selection": "last step (no target labels used for model selection)",
                "summary": table, "runs": runs}
-    (out / f"{ns.recipe}_multi_source.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(ns.recipe, table, runs, commit, ns.seeds, ns.method, names)
-    (out / f"{ns.recipe}_multi_source.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    text = markdown(ns.recipe, table, runs, commit, ns.seeds, ns.method, names, ns.config)
+    (out / f"{stem}.md").write_text(text)
     print(text)
     return 0
 

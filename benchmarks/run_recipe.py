@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,27 @@ def run_one(
         "seconds": round(seconds, 1),
         "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None,
     }
+
+
+RUN_RESULT = "benchmark_run.json"
+"""Each finished run's result, in its output folder: a re-invoked benchmark skips the runs that have one."""
+
+
+def cached_run(output_dir: str | os.PathLike, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s result, or the one an earlier invocation left in ``output_dir`` (:data:`RUN_RESULT`).
+
+    Long benchmarks are interrupted (a machine's time runs out); with this, running the same command again
+    resumes: finished runs are read back (marked ``"resumed": true``), the others run and are recorded atomically.
+    """
+    from hf_transfer.utils.io import write_text_atomic
+
+    path = Path(output_dir) / RUN_RESULT
+    if path.is_file():
+        return {**json.loads(path.read_text()), "resumed": True}
+    result = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def _existing_backbone(work: Path, seed: int) -> str | None:

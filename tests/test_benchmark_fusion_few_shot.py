@@ -36,6 +36,15 @@ def test_multi_source_runs_are_each_source_alone_pooled_and_balanced(multi):
     assert multi.pretraining_key("multi") == multi.pretraining_key("pooled") != multi.pretraining_key("single_a")
 
 
+def test_multi_source_on_a_pretrained_config_keeps_its_backbone_and_settings(multi):
+    domains = {name: {"dataset": f"/d/{name}", "eval_split": "test"} for name in ("a", "b", "target")}
+    configs = multi.run_configs("speech", domains, "pretrained")
+    assert "HF_TRANSFER_BACKBONES" in configs["multi"]["model"]["model_name_or_path"]  # expanded when parsed
+    assert configs["single_a"]["training"]["max_steps"] == multi.recipe_config("speech", "pretrained")["training"][
+        "max_steps"] != multi.recipe_config("speech")["training"]["max_steps"]
+    assert "pretraining" not in configs["pooled"]  # the real encoder is not pretrained on the source again
+
+
 def test_multi_source_summary_compares_with_the_best_single_source_and_the_pool(multi):
     table = {"single_a": {"target_accuracy": (0.5, 0.0)}, "single_b": {"target_accuracy": (0.6, 0.0)},
              "pooled": {"target_accuracy": (0.65, 0.0)}, "multi": {"target_accuracy": (0.7, 0.0)}}

@@ -165,3 +165,26 @@ def test_a_named_table_has_its_own_files_and_title(runner, tmp_path):
     assert text.startswith("**digits, with and without the self-supervised rotation task** "
                            "(`recipes/digits/local.yaml`; seeds 0;")
     assert "DANN + rotation task" in text and not (tmp_path / "digits.md").exists()
+
+
+def test_a_finished_run_is_read_back_instead_of_trained_again(runner, tmp_path):
+    calls = []
+
+    def train():
+        calls.append(1)
+        return {"metrics": {"eval_target_accuracy": 0.5 + len(calls)}, "seconds": 1.0}
+
+    first = runner.cached_run(tmp_path / "run", train)
+    again = runner.cached_run(tmp_path / "run", train)
+    assert len(calls) == 1 and first["metrics"] == again["metrics"] == {"eval_target_accuracy": 1.5}
+    assert again["resumed"] is True and "resumed" not in first
+    assert runner.cached_run(tmp_path / "other", train)["metrics"] == {"eval_target_accuracy": 2.5}  # its own folder
+
+
+def test_an_interrupted_run_leaves_nothing_to_resume_from(runner, tmp_path):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.cached_run(tmp_path / "run", interrupted)
+    assert not (tmp_path / "run" / runner.RUN_RESULT).exists()
