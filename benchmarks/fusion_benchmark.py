@@ -16,7 +16,8 @@ target's test split (and the source's):
 * ``routed_discriminators``: routed by each adapter's own DANN discriminator (no fitting).
 
 Model selection uses no target labels (the last step of each run). Writes ``<out>/fusion_speech.json`` and
-``<out>/fusion_speech.md`` (mean ± std of accuracy over seeds, per domain, and the gap to ``own``).
+``<out>/fusion_speech.md`` (mean ± std of accuracy over seeds, per domain, and the gap to ``own``). The trained
+adapters keep their results in their folders: the same command run again resumes an interrupted benchmark.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, e
     adapters = []
     for target in targets:
         overrides = [*extra, "--source.dataset", str(data[target] / "source"), "--target.dataset", str(data[target] / "target")]
-        result = runner.run_one("speech", "dann", seed, work, overrides, backbone, name=f"dann_{target}")
+        result = runner.cached_run(  # a re-invoked benchmark reuses the adapters an interrupted one trained
+            work / f"seed{seed}" / f"dann_{target}",
+            lambda: runner.run_one("speech", "dann", seed, work, overrides, backbone, name=f"dann_{target}"))
         backbone = backbone or result["pretrained_backbone"]
         adapters.append(work / f"seed{seed}" / f"dann_{target}")
     domains = {t: {"dataset": str(data[t] / "target"), "split": "test"} for t in targets}
@@ -80,14 +83,14 @@ def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, e
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """domain → column → mean/std over seeds (and ``gap_to_own``: mean of column − own, per seed)."""
+    """domain → column → mean/population std over seeds (as the other tables) (and ``gap_to_own``: mean of column − own, per seed)."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for domain in runs[0]["rows"]:
         columns = list(dict.fromkeys(c for run in runs for c in run["rows"][domain]))
         table[domain] = {}
         for column in columns:
             values = [run["rows"][domain][column] for run in runs if column in run["rows"][domain]]
-            entry = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+            entry = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
             owns = [run["rows"][domain].get("own") for run in runs]
             if column != "own" and all(o is not None for o in owns) and not column.startswith("routing_"):
                 entry["gap_to_own"] = statistics.mean(run["rows"][domain][column] - run["rows"][domain]["own"] for run in runs)
@@ -95,29 +98,51 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
     return table
 
 
-def markdown(table: dict[str, dict[str, dict[str, float]]], seeds: list[int], targets: list[str]) -> str:
-    lines = [f"# Fusion and routing on speech (FSDD; targets {', '.join(targets)}; seeds {seeds})", "",
-             "Accuracy, mean ± std over seeds (Δ: mean difference to the domain's own adapter, in points).", ""]
-    for domain, columns in table.items():
-        lines += [f"## {domain}", "", "| | accuracy | Δ to own |", "|---|---|---|"]
-        for column, entry in columns.items():
-            gap = f"{100 * entry['gap_to_own']:+.1f}" if "gap_to_own" in entry else "—"
-            lines.append(f"| {column} | {100 * entry['mean']:.1f} ± {100 * entry['std']:.1f} | {gap} |")
-        lines.append("")
-    return "\n".join(lines)
+def markdown(table: dict[str, dict[str, dict[str, float]]], seeds: list[int], targets: list[str], commit: str) -> str:
+    """One table, a row per way of serving the domains and a column per domain: accuracy (mean ± std over seeds)
+    and, in brackets, the mean difference to that domain's own adapter (points)."""
+    domains = list(table)
+    rows = list(dict.fromkeys(c for columns in table.values() for c in columns))
+    lines = [f"**speech, adapter fusion and routing: one DANN adapter per target speaker ({', '.join(targets)}) on a "
+             f"shared backbone** (`recipes/speech/local.yaml`; seeds {', '.join(map(str, seeds))}; commit `{commit}`; "
+             "last-step adapters, no target-label selection)", "",
+             "| | " + " | ".join(domains) + " |", "|---|" + "---:|" * len(domains)]
+    for row in rows:
+        cells = []
+        for domain in domains:
+            entry = table[domain].get(row)
+            if entry is None:
+                cells.append("–")
+                continue
+            gap = f" ({100 * entry['gap_to_own']:+.1f})" if "gap_to_own" in entry else ""
+            cells.append(f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f}{gap}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += ["", "Accuracy on each domain's test split; (Δ) = the row − the domain's own adapter, in points. "
+              "`routing_accuracy_*`: how often the router sent an input to its own domain's adapter."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", required=True, help="The shared raw data folder (e.g. ../shared/data).")
+    parser.add_argument("--data-root", help="The shared raw data folder (e.g. ../shared/data).")
     parser.add_argument("--work-dir", default="outputs/benchmarks", help="Prepared data and run outputs go here.")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="Where the JSON/Markdown go.")
     parser.add_argument("--targets", nargs="+", default=["george", "nicolas"], help="Target speakers, one adapter each.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--summarise-only", action="store_true", help="Rewrite the Markdown table from its JSON.")
     parser.epilog = "Any --section.field value argument is passed on to every training run as a config override."
     ns, extra = parser.parse_known_args(argv)
     if len(ns.targets) < 2:
         parser.error("--targets needs two or more speakers (one adapter each).")
+    out = Path(ns.out)
+    if ns.summarise_only:
+        payload = json.loads((out / "fusion_speech.json").read_text())
+        text = markdown(payload["summary"], payload["seeds"], payload["targets"], payload["commit"])
+        (out / "fusion_speech.md").write_text(text)
+        print(text)
+        return 0
+    if not ns.data_root:
+        parser.error("--data-root is required (except with --summarise-only)")
     runner = _runner()
     commit = runner._commit()
     prepare = runner._prepare_module().prepare
@@ -130,13 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     runs = [{"seed": seed, "rows": run_seed(seed, ns.targets, data, work, extra)} for seed in ns.seeds]
     table = summarise(runs)
-    out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": "fusion_speech", "commit": commit, "seeds": ns.seeds, "targets": ns.targets,
                "overrides": extra, "selection": "last step (no target labels used for model selection)",
                "summary": table, "runs": runs}
     (out / "fusion_speech.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(table, ns.seeds, ns.targets)
+    text = markdown(table, ns.seeds, ns.targets, commit)
     (out / "fusion_speech.md").write_text(text)
     print(text)
     return 0

@@ -1,4 +1,5 @@
-"""benchmarks/run_multi_source.py and run_few_shot.py: the runs they build (the real runs are the lead's)."""
+"""benchmarks/run_multi_source.py, run_few_shot.py and fusion_benchmark.py: the runs they build and the tables they
+write (the real runs are the lead's)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def multi():
 @pytest.fixture(scope="module")
 def few():
     return load_script("run_few_shot")
+
+
+@pytest.fixture(scope="module")
+def fusion():
+    return load_script("fusion_benchmark")
 
 
 def test_multi_source_runs_are_each_source_alone_pooled_and_balanced(multi):
@@ -105,3 +111,20 @@ def test_the_few_shot_table_compares_each_method_with_fine_tuning_on_the_k_label
     assert text.startswith("**medical, on a real pretrained backbone: EfficientNet-Lite0 (ImageNet), 64 px, a few")
     assert "K = 5: mme_k5 − finetune_k5 on the target (points): accuracy +10.0." in text
     assert (tmp_path / "medical_pretrained_few_shot.md").read_text() == text
+
+
+def test_the_fusion_table_gives_each_domain_its_gap_to_its_own_adapter(fusion, tmp_path):
+    runs = [{"seed": seed, "rows": {"george": {"own": own, "fused_cat": own - 0.02, "routing_accuracy_x": 0.9},
+                                    "source": {"fused_cat": 0.8}}}
+            for seed, own in ((0, 0.9), (1, 0.8))]
+    table = fusion.summarise(runs)
+    assert table["george"]["fused_cat"]["gap_to_own"] == pytest.approx(-0.02)
+    assert "gap_to_own" not in table["george"]["routing_accuracy_x"] and "gap_to_own" not in table["source"]["fused_cat"]
+    text = fusion.markdown(table, [0, 1], ["george", "nicolas"], "abc")
+    assert "| | george | source |" in text
+    assert "| fused_cat | 83.0 ± 5.0 (-2.0) | 80.0 ± 0.0 |" in text
+    assert "| own | 85.0 ± 5.0 | – |" in text  # the source has no own adapter
+    payload = {"summary": table, "seeds": [0, 1], "targets": ["george", "nicolas"], "commit": "abc"}
+    (tmp_path / "fusion_speech.json").write_text(__import__("json").dumps(payload))
+    assert fusion.main(["--summarise-only", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "fusion_speech.md").read_text() == text
