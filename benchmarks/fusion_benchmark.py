@@ -54,7 +54,7 @@ def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, e
         overrides = [*extra, "--source.dataset", str(data[target] / "source"), "--target.dataset", str(data[target] / "target")]
         result = runner.cached_run(  # a re-invoked benchmark reuses the adapters an interrupted one trained
             work / f"seed{seed}" / f"dann_{target}",
-            lambda: runner.run_one("speech", "dann", seed, work, overrides, backbone, name=f"dann_{target}"))
+            lambda: runner.run_one("speech", "dann", seed, work, overrides, backbone, name=f"dann_{target}"), overrides)
         backbone = backbone or result["pretrained_backbone"]
         adapters.append(work / f"seed{seed}" / f"dann_{target}")
     domains = {t: {"dataset": str(data[t] / "target"), "split": "test"} for t in targets}

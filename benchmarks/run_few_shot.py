@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = run_name(method, shots)
                 overrides = [*extra, *few_shot_overrides(method, shots, base[2], base[1]), "--training.seed", str(seed),
                              "--training.output_dir", str(work / stem / f"seed{seed}" / name)]
+                settings = list(overrides)  # the seed's backbone, found again on disk when resuming, aside
                 if backbone is not None:
                     overrides += ["--model.model_name_or_path", backbone, "--model.random_init", "false",
                                   "--pretraining.epochs", "0"]
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                     return {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
                             "seconds": round(time.perf_counter() - start, 1), "shots": shots}
 
-                result = runner.cached_run(args[3].output_dir, train)
+                result = runner.cached_run(args[3].output_dir, train, settings)
                 if args[4].epochs > 0:
                     backbone = str(Path(args[3].output_dir) / args[4].output_subdir)
                 runs.append({"method": name, "seed": seed, **result})

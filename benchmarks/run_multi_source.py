@@ -149,6 +149,7 @@ def run_one(config_path: Path, overrides: list[str], backbone: str | None) -> di
     from hf_transfer.config import parse_train_arguments
     from hf_transfer.pipeline import run_training
 
+    overrides_of_run = [str(config_path), *overrides]  # the seed's shared backbone, found again on resume, aside
     if backbone is not None:
         overrides = [*overrides, "--model.model_name_or_path", backbone, "--model.random_init", "false",
                      "--pretraining.epochs", "0"]
@@ -162,7 +163,7 @@ def run_one(config_path: Path, overrides: list[str], backbone: str | None) -> di
                 "seconds": round(time.perf_counter() - start, 1),
                 "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None}
 
-    return _load("run_recipe").cached_run(args[3].output_dir, train)
+    return _load("run_recipe").cached_run(args[3].output_dir, train, overrides_of_run)
 
 
 def best_single(table: dict[str, dict[str, Any]]) -> str | None:

@@ -291,18 +291,25 @@ RUN_RESULT = "benchmark_run.json"
 """Each finished run's result, in its output folder: a re-invoked benchmark skips the runs that have one."""
 
 
-def cached_run(output_dir: str | os.PathLike, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def cached_run(output_dir: str | os.PathLike, run: Callable[[], dict[str, Any]], settings: list[str]) -> dict[str, Any]:
     """``run()``'s result, or the one an earlier invocation left in ``output_dir`` (:data:`RUN_RESULT`).
 
     Long benchmarks are interrupted (a machine's time runs out); with this, running the same command again
     resumes: finished runs are read back (marked ``"resumed": true``), the others run and are recorded atomically.
+    ``settings`` (the run's overrides) are recorded with the result; a folder holding a run made with other
+    settings is an error, never silently reused.
     """
     from hf_transfer.utils.io import write_text_atomic
 
     path = Path(output_dir) / RUN_RESULT
     if path.is_file():
-        return {**json.loads(path.read_text()), "resumed": True}
-    result = run()
+        recorded = json.loads(path.read_text())
+        if recorded.get("settings", list(settings)) != list(settings):
+            changed = sorted(set(recorded["settings"]) ^ set(settings))
+            raise SystemExit(f"error: {path} holds a run made with other settings (differing: {' '.join(changed)}); "
+                             "pass another --work-dir, or delete that folder to train it again.")
+        return {**recorded, "resumed": True}
+    result = {**run(), "settings": list(settings)}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(result, indent=2) + "\n")
     return result

@@ -174,11 +174,18 @@ def test_a_finished_run_is_read_back_instead_of_trained_again(runner, tmp_path):
         calls.append(1)
         return {"metrics": {"eval_target_accuracy": 0.5 + len(calls)}, "seconds": 1.0}
 
-    first = runner.cached_run(tmp_path / "run", train)
-    again = runner.cached_run(tmp_path / "run", train)
+    settings = ["--training.method", "dann"]
+    first = runner.cached_run(tmp_path / "run", train, settings)
+    again = runner.cached_run(tmp_path / "run", train, settings)
     assert len(calls) == 1 and first["metrics"] == again["metrics"] == {"eval_target_accuracy": 1.5}
     assert again["resumed"] is True and "resumed" not in first
-    assert runner.cached_run(tmp_path / "other", train)["metrics"] == {"eval_target_accuracy": 2.5}  # its own folder
+    assert runner.cached_run(tmp_path / "other", train, settings)["metrics"] == {"eval_target_accuracy": 2.5}
+
+
+def test_a_folder_holding_a_run_with_other_settings_is_an_error_not_a_reused_result(runner, tmp_path):
+    runner.cached_run(tmp_path / "run", lambda: {"metrics": {}}, ["--training.domain_loss_weight", "1.0"])
+    with pytest.raises(SystemExit, match=r"other settings \(differing: 0.1 1.0\).*another --work-dir"):
+        runner.cached_run(tmp_path / "run", lambda: {"metrics": {}}, ["--training.domain_loss_weight", "0.1"])
 
 
 def test_an_interrupted_run_leaves_nothing_to_resume_from(runner, tmp_path):
@@ -186,5 +193,5 @@ def test_an_interrupted_run_leaves_nothing_to_resume_from(runner, tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        runner.cached_run(tmp_path / "run", interrupted)
+        runner.cached_run(tmp_path / "run", interrupted, [])
     assert not (tmp_path / "run" / runner.RUN_RESULT).exists()
