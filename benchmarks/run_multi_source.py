@@ -166,6 +166,13 @@ def run_one(config_path: Path, overrides: list[str], backbone: str | None) -> di
     return _load("run_recipe").cached_run(args[3].output_dir, train, overrides_of_run)
 
 
+def method_label(method: str, overrides: list[str]) -> str:
+    """The table title's method, with the domain-loss weight when an override sets it (the last one wins)."""
+    flag = "--training.domain_loss_weight"
+    weights = [overrides[i + 1] for i, arg in enumerate(overrides[:-1]) if arg == flag]
+    return f"{method}, domain-loss weight {weights[-1]}" if weights else method
+
+
 def best_single(table: dict[str, dict[str, Any]]) -> str | None:
     singles = [m for m in table if m.startswith("single_") and "target_accuracy" in table[m]]
     return max(singles, key=lambda m: table[m]["target_accuracy"][0]) if singles else None
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                "overrides": overrides, "selection": "last step (no target labels used for model selection)",
                "summary": table, "runs": runs}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(ns.recipe, table, runs, commit, ns.seeds, ns.method, names, ns.config)
+    text = markdown(ns.recipe, table, runs, commit, ns.seeds, method_label(ns.method, overrides), names, ns.config)
     (out / f"{stem}.md").write_text(text)
     print(text)
     return 0

@@ -65,6 +65,14 @@ def test_multi_source_summary_compares_with_the_best_single_source_and_the_pool(
     assert "source 1 90.0, source 2 80.0" in text
 
 
+def test_the_multi_source_title_names_the_weight_the_runs_used(multi):
+    assert multi.method_label("dann", ["--training.domain_loss_weight", "0.1", "--training.seed", "0"]) == (
+        "dann, domain-loss weight 0.1")
+    assert multi.method_label("dann", [*multi.DEFAULT_OVERRIDES["finance"], "--training.domain_loss_weight", "0.3"]) == (
+        "dann, domain-loss weight 0.3")  # the user's override after the recipe's default
+    assert multi.method_label("mcc", []) == "mcc"
+
+
 def test_cr_and_mpqa_get_a_seeded_stratified_split(multi, tmp_path):
     lines = [f"{i % 2} sentence number {i}" for i in range(20)]
     (tmp_path / "cr.all").write_text("\n".join(lines) + "\n")
