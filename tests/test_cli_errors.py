@@ -126,7 +126,13 @@ def test_ctrl_c_says_saved_work_is_intact_and_how_to_resume(tiny_setup, capsys, 
     monkeypatch.setattr(trainer_module.DomainAdaptationTrainer, "training_step", interrupted_at_step_3)
     run = ["train", str(path), "--training.max_steps", "4", "--training.save_strategy", "steps",
            "--training.save_steps", "1"]
-    assert main(run) == 130
+    # a shell's background job (`pytest &`) starts with SIGINT ignored; Ctrl-C in a terminal raises KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = main(run)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert (f"hf-transfer train: interrupted. Saved work is intact: {tmp_path / 'out'} holds 2 complete checkpoint(s), "
