@@ -83,7 +83,8 @@ def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, e
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """domain → column → mean/population std over seeds (as the other tables) (and ``gap_to_own``: mean of column − own, per seed)."""
+    """domain → column → mean and population std over seeds, as in the other tables, and ``gap_to_own``: the mean
+    over seeds of column − own."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for domain in runs[0]["rows"]:
         columns = list(dict.fromkeys(c for run in runs for c in run["rows"][domain]))

@@ -124,8 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     runner.prepare_environment(ns.recipe, ns.data_root, data)
 
     from hf_transfer.config import parse_train_arguments
-    from hf_transfer.pipeline import run_training
-    import time
 
     base = parse_train_arguments(config, extra)
     methods = ordered(ns.methods)
@@ -144,14 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif method == BASELINE and base[4].epochs > 0:
                     raise SystemExit(f"{name} needs the seed's source-pretrained backbone: run another method first.")
                 args = parse_train_arguments(config, overrides)
-
-                def train(args=args, shots=shots) -> dict[str, Any]:
-                    start = time.perf_counter()
-                    metrics = run_training(*args)
-                    return {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                            "seconds": round(time.perf_counter() - start, 1), "shots": shots}
-
-                result = runner.cached_run(args[3].output_dir, train, settings)
+                result = runner.cached_run(args[3].output_dir,
+                                           lambda: {**runner.timed_training(args), "shots": shots}, settings)
                 if args[4].epochs > 0:
                     backbone = str(Path(args[3].output_dir) / args[4].output_subdir)
                 runs.append({"method": name, "seed": seed, **result})

@@ -36,7 +36,6 @@ import importlib.util
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -147,23 +146,14 @@ def pretraining_key(run: str) -> str:
 # --------------------------------------------------------------------------- runs
 def run_one(config_path: Path, overrides: list[str], backbone: str | None) -> dict[str, Any]:
     from hf_transfer.config import parse_train_arguments
-    from hf_transfer.pipeline import run_training
 
     overrides_of_run = [str(config_path), *overrides]  # the seed's shared backbone, found again on resume, aside
     if backbone is not None:
         overrides = [*overrides, "--model.model_name_or_path", backbone, "--model.random_init", "false",
                      "--pretraining.epochs", "0"]
     args = parse_train_arguments(str(config_path), overrides)
-
-    def train() -> dict[str, Any]:
-        start = time.perf_counter()
-        metrics = run_training(*args)
-        pretrained = Path(args[3].output_dir) / args[4].output_subdir
-        return {"metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                "seconds": round(time.perf_counter() - start, 1),
-                "pretrained_backbone": str(pretrained) if args[4].epochs > 0 else None}
-
-    return _load("run_recipe").cached_run(args[3].output_dir, train, overrides_of_run)
+    runner = _load("run_recipe")
+    return runner.cached_run(args[3].output_dir, lambda: runner.timed_training(args), overrides_of_run)
 
 
 def method_label(method: str, overrides: list[str]) -> str:
@@ -233,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ns, extra = parser.parse_known_args(argv)
 
     runner = _load("run_recipe")
-    runner.config_path(ns.recipe, ns.config)  # an unknown --config stops here
-    runner.use_backbones(ns.recipe, ns.config, ns.backbones)
+    runner.use_backbones(ns.recipe, ns.config, ns.backbones)  # an unknown --config or a missing backbone stops here
     commit = runner._commit()
     stem = f"{runner.results_stem(ns.recipe, ns.config)}_multi_source"
     work = Path(ns.work_dir).resolve()

@@ -266,7 +266,6 @@ def run_one(
 ) -> dict[str, Any]:
     """One training run in-process; returns its metrics and wall time."""
     from hf_transfer.cli import parse_train_arguments
-    from hf_transfer.pipeline import run_training
 
     config = config_path(recipe, config_name)
     base = parse_train_arguments(str(config), extra)
@@ -275,7 +274,14 @@ def run_one(
     ]
     if backbone is not None:  # the seed's source-pretrained backbone: adapt it, do not pretrain again
         overrides += ["--model.model_name_or_path", backbone, "--model.random_init", "false", "--pretraining.epochs", "0"]
-    args = parse_train_arguments(str(config), extra + overrides)
+    return timed_training(parse_train_arguments(str(config), extra + overrides))
+
+
+def timed_training(args: tuple) -> dict[str, Any]:
+    """Train one parsed run (``parse_train_arguments``' tuple) in-process: its numeric metrics, wall seconds, and
+    the source-pretrained backbone it wrote (``None`` without a pretraining stage)."""
+    from hf_transfer.pipeline import run_training
+
     start = time.perf_counter()
     metrics = run_training(*args)
     seconds = time.perf_counter() - start
