@@ -303,6 +303,7 @@ class DecodeStats:
     def __init__(self) -> None:
         self.fallback = 0
         self.replaced = 0
+        self.empty = 0
 
     def note(self, name: str) -> str | None:
         parts = []
@@ -310,6 +311,8 @@ class DecodeStats:
             parts.append(f"{self.fallback} line(s) not UTF-8, read as cp1252")
         if self.replaced:
             parts.append(f"{self.replaced} line(s) with undecodable bytes replaced")
+        if self.empty:
+            parts.append(f"{self.empty} labelled line(s) without a sentence skipped")
         return f"{name}: " + "; ".join(parts) if parts else None
 
 
@@ -340,10 +343,15 @@ def read_text_lines(path: Path, stats: DecodeStats) -> list[tuple[int, str]]:
     return lines
 
 
-def _read_sst2(path: Path, stats: DecodeStats) -> list[tuple[str, str]]:
+def _read_sst2(path: Path, stats: DecodeStats, skip_empty: bool = False) -> list[tuple[str, str]]:
+    """``(sentence, label)`` rows of a ``<0|1> <sentence>`` file. ``skip_empty``: a label alone on its line (CR's
+    custrev.all has four) is skipped and counted in ``stats`` rather than an error."""
     rows = []
     for number, line in read_text_lines(path, stats):
         label, _, sentence = line.partition(" ")
+        if skip_empty and label in SST2_LABELS and not sentence.strip():
+            stats.empty += 1
+            continue
         if label not in SST2_LABELS or not sentence.strip():
             raise ValueError(f"{path}:{number}: expected '<0|1> <sentence>', got {line[:60]!r}.")
         rows.append((sentence.strip(), SST2_LABELS[label]))

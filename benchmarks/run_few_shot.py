@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(ns.out)
     if ns.summarise_only:
         payload = json.loads((out / f"{stem}.json").read_text())
-        print(write_table(runner, out, stem, payload, list(dict.fromkeys(r["method"].rsplit("_k", 1)[0]
-                                                                         for r in payload["runs"]))))
+        print(write_table(runner, out, stem, payload, methods_of(payload)))
         return 0
     runner.use_backbones(ns.recipe, ns.config, ns.backbones)
     commit = runner._commit()
@@ -146,23 +145,60 @@ def main(argv: list[str] | None = None) -> int:
                                            lambda: {**runner.timed_training(args), "shots": shots}, settings)
                 if args[4].epochs > 0:
                     backbone = str(Path(args[3].output_dir) / args[4].output_subdir)
-                runs.append({"method": name, "seed": seed, **result})
+                runs.append({"method": name, "seed": seed, "commit": commit, **result})
                 print(f"[{ns.recipe} few-shot] seed {seed} {name}: target acc "
                       f"{result['metrics'].get('eval_target_accuracy', float('nan')):.4f} ({result['seconds']} s)",
                       flush=True)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "shots": ns.shots,
                "overrides": extra, "selection": "last step (no target labels used for model selection)", "runs": runs}
-    print(write_table(runner, out, stem, payload, methods))
+    previous = out / f"{stem}.json"
+    if previous.exists():
+        payload = merged(json.loads(previous.read_text()), payload)
+    print(write_table(runner, out, stem, payload, methods_of(payload)))
     return 0
+
+
+def methods_of(payload: dict[str, Any]) -> list[str]:
+    """The methods of the payload's runs, in the table's order (:data:`METHODS`' order, the baseline last)."""
+    present = {r["method"].rsplit("_k", 1)[0] for r in payload["runs"]}
+    return ordered([m for m in METHODS if m in present])
+
+
+def merged(previous: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` plus the runs of ``previous`` (the same table's JSON) at the K this invocation did not run, so
+    that ``--shots 5`` once and ``--shots 1 10`` later give one table. Each kept run keeps its commit. The two must
+    share the seeds and the overrides: a table never mixes protocols."""
+    for key in ("seeds", "overrides"):
+        if previous.get(key) != payload[key]:
+            raise SystemExit(f"{payload['recipe']} few-shot: the table on disk was measured with {key} "
+                             f"{previous.get(key)}, this run with {payload[key]}; write to another --out or rerun "
+                             "its K with the same settings.")
+    kept = [{**r, "commit": r.get("commit", previous["commit"])} for r in previous["runs"]
+            if r["shots"] not in payload["shots"]]
+    shots = sorted({*payload["shots"], *(r["shots"] for r in kept)})
+    return {**payload, "shots": shots, "runs": [*kept, *payload["runs"]]}
+
+
+def commits_by_shots(payload: dict[str, Any]) -> str | dict[str, str]:
+    """The payload's commit, or {"K = 1, 10": commit, ...} when its runs were measured at several commits."""
+    by_commit: dict[str, list[int]] = {}
+    for run in payload["runs"]:
+        shots = by_commit.setdefault(run.get("commit", payload["commit"]), [])
+        if run["shots"] not in shots:
+            shots.append(run["shots"])
+    if len(by_commit) <= 1:
+        return payload["commit"] if not by_commit else next(iter(by_commit))
+    return {"K = " + ", ".join(map(str, sorted(s))): c for c, s in sorted(by_commit.items(), key=lambda i: min(i[1]))}
 
 
 def write_table(runner, out: Path, stem: str, payload: dict[str, Any], methods: list[str]) -> str:
     """``<stem>.json`` (with its summary) and ``<stem>.md`` from the payload's runs; returns the Markdown."""
-    names = [run_name(m, k) for k in payload["shots"] for m in methods]
+    measured = {r["method"] for r in payload["runs"]}
+    names = [name for k in payload["shots"] for m in methods if (name := run_name(m, k)) in measured]
     table = runner.summarise(payload["runs"], names)
     title, where = runner.title_of(stem.removesuffix("_few_shot"), ", a few target labels (K per class)")
-    text = runner.markdown(title, table, payload["commit"], payload["seeds"], config=where).rstrip("\n")
+    text = runner.markdown(title, table, commits_by_shots(payload), payload["seeds"], config=where).rstrip("\n")
     text = "\n".join([text, *gain_lines(table, payload["shots"], methods)]) + "\n"
     (out / f"{stem}.json").write_text(json.dumps({**payload, "summary": table}, indent=2) + "\n")
     (out / f"{stem}.md").write_text(text)

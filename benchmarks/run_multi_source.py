@@ -85,7 +85,9 @@ def write_sentence_splits(source: Path, dest: Path, name: str, seed: int) -> dic
     """A ``label sentence`` file (CR, MPQA) as seeded, stratified ``<name>_{train,test}.csv`` (text,label)."""
     prep = _load("prepare_data")
     stats = prep.DecodeStats()
-    rows = prep._read_sst2(source, stats)  # the same '<0|1> <sentence>' format as SST-2
+    rows = prep._read_sst2(source, stats, skip_empty=True)  # the same '<0|1> <sentence>' format as SST-2
+    if note := stats.note(source.name):
+        print(f"[multi-source] {note}", flush=True)
     train, test = prep.stratified_split([label for _, label in rows], EXTRA_TEST_FRACTION, seed)
     paths = {}
     for split, indices in (("train", train), ("test", test)):

@@ -375,16 +375,19 @@ def summarise(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
     return table
 
 
-def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str, seeds: list[int],
+def markdown(recipe: str, table: dict[str, dict[str, Any]], commit: str | dict[str, str], seeds: list[int],
              config: str | None = None) -> str:
-    """The results table; ``recipe`` is its title (a results stem is looked up in :data:`TITLES`)."""
+    """The results table; ``recipe`` is its title (a results stem is looked up in :data:`TITLES`). ``commit`` is
+    one commit, or {which runs: commit} for a table whose rows were measured at several commits."""
     def cell(value):
         return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}" if value else "–"
 
     title, listed = title_of(recipe)
     where = f"`{config or listed}`; " if config or listed else ""
+    commits = (f"commit `{commit}`" if isinstance(commit, str)
+               else "commits " + ", ".join(f"`{c}` ({runs})" for runs, c in commit.items()))
     lines = [
-        f"**{title}** ({where}seeds {', '.join(map(str, seeds))}; commit `{commit}`; last-step model, no target-label "
+        f"**{title}** ({where}seeds {', '.join(map(str, seeds))}; {commits}; last-step model, no target-label "
         "selection)",
         "",
         "| method | target acc | target macro-F1 | target balanced acc | source acc | max time / run |",

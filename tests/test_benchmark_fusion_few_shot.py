@@ -73,10 +73,11 @@ def test_the_multi_source_title_names_the_weight_the_runs_used(multi):
     assert multi.method_label("mcc", []) == "mcc"
 
 
-def test_cr_and_mpqa_get_a_seeded_stratified_split(multi, tmp_path):
+def test_cr_and_mpqa_get_a_seeded_stratified_split(multi, tmp_path, capsys):
     lines = [f"{i % 2} sentence number {i}" for i in range(20)]
-    (tmp_path / "cr.all").write_text("\n".join(lines) + "\n")
+    (tmp_path / "cr.all").write_text("\n".join([*lines[:5], "0 ", *lines[5:]]) + "\n")  # CR has labels alone
     paths = multi.write_sentence_splits(tmp_path / "cr.all", tmp_path / "out", "cr", seed=0)
+    assert "cr.all: 1 labelled line(s) without a sentence skipped" in capsys.readouterr().out
     train = paths["train"].read_text().splitlines()
     test = paths["test"].read_text().splitlines()
     assert train[0] == "text,label" and len(train) - 1 == 16 and len(test) - 1 == 4
@@ -119,6 +120,31 @@ def test_the_few_shot_table_compares_each_method_with_fine_tuning_on_the_k_label
     assert text.startswith("**medical, on a real pretrained backbone: EfficientNet-Lite0 (ImageNet), 64 px, a few")
     assert "K = 5: mme_k5 − finetune_k5 on the target (points): accuracy +10.0." in text
     assert (tmp_path / "medical_pretrained_few_shot.md").read_text() == text
+
+
+def test_a_few_shot_table_keeps_the_k_an_earlier_invocation_measured_with_its_commit(few, tmp_path):
+    def run(method, shots, accuracy, commit=None):
+        row = {"method": f"{method}_k{shots}", "seed": 0, "seconds": 60.0, "shots": shots,
+               "metrics": {"eval_target_accuracy": accuracy}}
+        return {**row, "commit": commit} if commit else row
+
+    earlier = {"recipe": "digits", "commit": "old", "seeds": [0], "shots": [5], "overrides": [],
+               "runs": [run("mme", 5, 0.9), run("source_only", 5, 0.85), run("finetune", 5, 0.8)]}
+    now = {"recipe": "digits", "commit": "new", "seeds": [0], "shots": [1, 5], "overrides": [],
+           "runs": [run(m, k, 0.5 + k / 100, "new") for k in (1, 5) for m in ("mme", "finetune")]}
+    both = few.merged(earlier, {**now, "shots": [1], "runs": now["runs"][:2]})
+    assert both["shots"] == [1, 5]
+    assert {(r["method"], r["commit"]) for r in both["runs"]} == {
+        ("mme_k1", "new"), ("finetune_k1", "new"), ("mme_k5", "old"), ("source_only_k5", "old"), ("finetune_k5", "old")}
+    assert few.merged(earlier, now)["runs"] == now["runs"]  # a K measured again replaces the earlier one
+    with pytest.raises(SystemExit, match="seeds"):
+        few.merged(earlier, {**now, "seeds": [0, 1]})
+
+    assert few.methods_of(both) == ["mme", "source_only", "finetune"]
+    text = few.write_table(load_script("run_recipe"), tmp_path, "digits_few_shot", both, few.methods_of(both))
+    assert "commits `new` (K = 1), `old` (K = 5)" in text
+    assert "| source_only_k5 |" in text and "source_only_k1" not in text  # a method not run at K = 1 has no row
+    assert "K = 1: mme_k1 − finetune_k1 on the target (points): accuracy +0.0." in text
 
 
 def test_the_fusion_table_gives_each_domain_its_gap_to_its_own_adapter(fusion, tmp_path):
