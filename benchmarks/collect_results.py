@@ -24,7 +24,7 @@ GROUPS = (
     ("#### A few target labels (`run_few_shot.py`)",
      ("medical_pretrained_few_shot", "speech_pretrained_few_shot", "digits_few_shot", "finance_few_shot")),
     ("#### Several sources (`run_multi_source.py`)", ("speech_pretrained_multi_source", "finance_multi_source")),
-    ("#### Fusing and routing adapters (`fusion_benchmark.py`)", ("fusion_speech",)),
+    ("#### Fusing and routing adapters (`fusion_benchmark.py`)", ("fusion_speech_pretrained", "fusion_speech")),
     ("#### Label-free selection: what a sweep picks without target labels (`selection.py`)",
      ("digits_selection", "speech_pretrained_selection", "finance_selection", "medical_selection",
       "digits_selection_median", "digits_selection_halving")),

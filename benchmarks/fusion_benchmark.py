@@ -2,6 +2,8 @@
 
     python benchmarks/fusion_benchmark.py --data-root ../shared/data
     python benchmarks/fusion_benchmark.py --data-root ../shared/data --targets george nicolas --seeds 0 1 2
+    python benchmarks/fusion_benchmark.py --data-root ../shared/data --config pretrained --backbones DIR \
+        --training.domain_loss_weight 0.1
 
 For each seed, the speech recipe (``recipes/speech/local.yaml``, DANN) trains one adapter per target speaker
 (the source speakers are the recipe's, jackson and theo), all on the *same* source-pretrained backbone (the first
@@ -15,8 +17,11 @@ target's test split (and the source's):
   on the base model's features of unlabelled train-split inputs of each target (never their labels);
 * ``routed_discriminators``: routed by each adapter's own DANN discriminator (no fitting).
 
-Model selection uses no target labels (the last step of each run). Writes ``<out>/fusion_speech.json`` and
-``<out>/fusion_speech.md`` (mean ± std of accuracy over seeds, per domain, and the gap to ``own``). The trained
+``--config pretrained`` runs ``recipes/speech/pretrained.yaml`` (Whisper tiny.en converted offline, ``--backbones
+DIR``; no pretraining stage, so the adapters share the pretrained encoder) into ``fusion_speech_pretrained``.
+
+Model selection uses no target labels (the last step of each run). Writes ``<out>/fusion_speech[_<config>].json`` and
+``.md`` (mean ± std of accuracy over seeds, per domain, and the gap to ``own``). The trained
 adapters keep their results in their folders: the same command run again resumes an interrupted benchmark.
 """
 
@@ -43,7 +48,8 @@ def _runner():
     return module
 
 
-def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, extra: list[str]) -> dict[str, Any]:
+def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, extra: list[str],
+             config: str = "local") -> dict[str, Any]:
     """Train one DANN adapter per target on a shared backbone; evaluate own / fused / routed on every domain."""
     from hf_transfer.fusion import evaluate_fusion, fuse_adapters
 
@@ -54,7 +60,8 @@ def run_seed(seed: int, targets: list[str], data: dict[str, Path], work: Path, e
         overrides = [*extra, "--source.dataset", str(data[target] / "source"), "--target.dataset", str(data[target] / "target")]
         result = runner.cached_run(  # a re-invoked benchmark reuses the adapters an interrupted one trained
             work / f"seed{seed}" / f"dann_{target}",
-            lambda: runner.run_one("speech", "dann", seed, work, overrides, backbone, name=f"dann_{target}"), overrides)
+            lambda: runner.run_one("speech", "dann", seed, work, overrides, backbone, name=f"dann_{target}",
+                                   config_name=config), overrides)
         backbone = backbone or result["pretrained_backbone"]
         adapters.append(work / f"seed{seed}" / f"dann_{target}")
     domains = {t: {"dataset": str(data[t] / "target"), "split": "test"} for t in targets}
@@ -99,14 +106,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
     return table
 
 
-def markdown(table: dict[str, dict[str, dict[str, float]]], seeds: list[int], targets: list[str], commit: str) -> str:
+def markdown(table: dict[str, dict[str, dict[str, float]]], seeds: list[int], targets: list[str], commit: str,
+             config: str = "local") -> str:
     """One table, a row per way of serving the domains and a column per domain: accuracy (mean ± std over seeds)
     and, in brackets, the mean difference to that domain's own adapter (points)."""
     domains = list(table)
     rows = list(dict.fromkeys(c for columns in table.values() for c in columns))
-    lines = [f"**speech, adapter fusion and routing: one DANN adapter per target speaker ({', '.join(targets)}) on a "
-             f"shared backbone** (`recipes/speech/local.yaml`; seeds {', '.join(map(str, seeds))}; commit `{commit}`; "
-             "last-step adapters, no target-label selection)", "",
+    runner = _runner()
+    title = "speech" if config == "local" else runner.title_of(runner.results_stem("speech", config))[0]
+    lines = [f"**{title}, adapter fusion and routing: one DANN adapter per target speaker ({', '.join(targets)}) on "
+             f"a shared backbone** (`recipes/speech/{config}.yaml`; seeds {', '.join(map(str, seeds))}; commit "
+             f"`{commit}`; last-step adapters, no target-label selection)", "",
              "| | " + " | ".join(domains) + " |", "|---|" + "---:|" * len(domains)]
     for row in rows:
         cells = []
@@ -130,39 +140,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="Where the JSON/Markdown go.")
     parser.add_argument("--targets", nargs="+", default=["george", "nicolas"], help="Target speakers, one adapter each.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--config", default="local", help="recipes/speech/<CONFIG>.yaml (local or pretrained).")
+    parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
+                        help="The folder of converted offline backbones (for --config pretrained).")
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite the Markdown table from its JSON.")
     parser.epilog = "Any --section.field value argument is passed on to every training run as a config override."
     ns, extra = parser.parse_known_args(argv)
     if len(ns.targets) < 2:
         parser.error("--targets needs two or more speakers (one adapter each).")
     out = Path(ns.out)
+    runner = _runner()
+    stem = f"fusion_{runner.results_stem('speech', ns.config)}"
+    runner.config_path("speech", ns.config)  # an unknown --config stops here
     if ns.summarise_only:
-        payload = json.loads((out / "fusion_speech.json").read_text())
-        text = markdown(payload["summary"], payload["seeds"], payload["targets"], payload["commit"])
-        (out / "fusion_speech.md").write_text(text)
+        payload = json.loads((out / f"{stem}.json").read_text())
+        text = markdown(payload["summary"], payload["seeds"], payload["targets"], payload["commit"],
+                        payload.get("config", "local"))
+        (out / f"{stem}.md").write_text(text)
         print(text)
         return 0
     if not ns.data_root:
         parser.error("--data-root is required (except with --summarise-only)")
-    runner = _runner()
+    runner.use_backbones("speech", ns.config, ns.backbones)
     commit = runner._commit()
     prepare = runner._prepare_module().prepare
-    work = Path(ns.work_dir).resolve() / "fusion_speech"
+    work = Path(ns.work_dir).resolve() / stem
     data = {}
     for target in ns.targets:
         prepare("speech", ns.data_root, work / "data" / target, target_speakers=[target], printer=None)
         data[target] = work / "data" / target / "speech"
     os.environ["HF_TRANSFER_DATA"] = str(work / "data" / ns.targets[0])  # the recipe's paths; each run overrides them
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    runs = [{"seed": seed, "rows": run_seed(seed, ns.targets, data, work, extra)} for seed in ns.seeds]
+    runs = [{"seed": seed, "rows": run_seed(seed, ns.targets, data, work, extra, ns.config)} for seed in ns.seeds]
     table = summarise(runs)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": "fusion_speech", "commit": commit, "seeds": ns.seeds, "targets": ns.targets,
+    payload = {"benchmark": stem, "config": ns.config, "commit": commit, "seeds": ns.seeds, "targets": ns.targets,
                "overrides": extra, "selection": "last step (no target labels used for model selection)",
                "summary": table, "runs": runs}
-    (out / "fusion_speech.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(table, ns.seeds, ns.targets, commit)
-    (out / "fusion_speech.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    text = markdown(table, ns.seeds, ns.targets, commit, ns.config)
+    (out / f"{stem}.md").write_text(text)
     print(text)
     return 0
 

@@ -162,3 +162,20 @@ def test_the_fusion_table_gives_each_domain_its_gap_to_its_own_adapter(fusion, t
     (tmp_path / "fusion_speech.json").write_text(__import__("json").dumps(payload))
     assert fusion.main(["--summarise-only", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "fusion_speech.md").read_text() == text
+
+
+def test_the_fusion_table_on_a_pretrained_config_names_its_encoder_and_file(fusion, tmp_path, monkeypatch):
+    runs = [{"seed": 0, "rows": {"george": {"own": 0.9, "fused_cat": 0.85}}}]
+    text = fusion.markdown(fusion.summarise(runs), [0], ["george", "nicolas"], "abc", "pretrained")
+    assert text.startswith("**speech, on a real pretrained encoder: Whisper tiny.en, 1 s clips, adapter fusion")
+    assert "(`recipes/speech/pretrained.yaml`; seeds 0;" in text
+    payload = {"summary": fusion.summarise(runs), "seeds": [0], "targets": ["george", "nicolas"], "commit": "abc",
+               "config": "pretrained"}
+    (tmp_path / "fusion_speech_pretrained.json").write_text(__import__("json").dumps(payload))
+    assert fusion.main(["--summarise-only", "--config", "pretrained", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "fusion_speech_pretrained.md").read_text() == text
+    monkeypatch.delenv("HF_TRANSFER_BACKBONES", raising=False)
+    with pytest.raises(SystemExit, match="offline_backbones.py whisper-tiny.en"):  # before any data is prepared
+        fusion.main(["--config", "pretrained", "--backbones", str(tmp_path / "none"), "--data-root",
+                     str(tmp_path / "raw"), "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path)])
+    assert not (tmp_path / "work").exists()
