@@ -78,6 +78,8 @@ NOT_RUN_HERE = {
     "source_only_rotation dann_rotation --name rotation": ROTATION,
     "python benchmarks/fusion_benchmark.py --data-root ../shared/data": "the fusion benchmark: two speech adapters per "
     "seed on real data (slow, run by hand); hf-transfer fuse and the fusion API it calls run in tests/test_fusion.py",
+    "python benchmarks/fusion_benchmark.py --data-root ../shared/data --config pretrained "
+    "--training.domain_loss_weight 0.1": "the fusion benchmark on Whisper tiny.en: " + PRETRAINED,
     "python benchmarks/run_recipe.py finance --data-root ../shared/data": RUNNER,
     "python benchmarks/run_recipe.py medical --data-root ../shared/data": RUNNER,
     "python benchmarks/run_recipe.py speech --data-root ../shared/data --config pretrained": PRETRAINED,
