@@ -20,6 +20,20 @@ from PIL import Image
 LABELS = ["a", "b", "c"]
 
 
+def _checkpointing_argument() -> str:
+    """The TrainingArguments field that turns activation checkpointing on: ``activation_checkpointing`` from
+    transformers 5.23, ``gradient_checkpointing`` before (the model answers both: see ``DomainAdaptationModel``)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+CHECKPOINTING = _checkpointing_argument()
+
+
 def tiny_vit_config(num_labels: int = 3, **overrides):
     from transformers import ViTConfig
 

@@ -45,7 +45,7 @@ def _images(root: Path, n: int, first_id: int, shift: int) -> None:
 def setup(tmp_path_factory):
     from transformers import ViTForImageClassification, ViTImageProcessor
 
-    from tests.conftest import tiny_vit_config
+    from tests.conftest import CHECKPOINTING, tiny_vit_config
 
     root = tmp_path_factory.mktemp("ddp")
     _images(root / "source", N_SOURCE, 0, 0)
@@ -62,7 +62,7 @@ def setup(tmp_path_factory):
             "max_steps": STEPS, "learning_rate": 1e-2, "target_ratio": RATIO, "lora_r": 4,
             "discriminator_hidden_size": 8, "discriminator_dropout": 0.0, "report_to": "none", "logging_steps": 2,
             "save_strategy": "steps", "save_steps": STEPS, "disable_tqdm": True, "seed": 0,
-            "dataloader_num_workers": 1, "activation_checkpointing": True,
+            "dataloader_num_workers": 1, CHECKPOINTING: True,
         },
     }
     (root / "config.yaml").write_text(yaml.safe_dump(config))

@@ -52,7 +52,8 @@ def _args(tmp_path, method, **kwargs):
 
 
 def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A CPU copy of the weights (a pipeline moves the model to the GPU where there is one)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def _train(tmp_path, source, method, n=12, **kwargs):

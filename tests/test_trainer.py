@@ -9,7 +9,7 @@ from transformers import TrainerCallback
 
 from hf_transfer.trainer import DomainAdaptationTrainer, NonFiniteLossError
 from hf_transfer.training_args import DomainAdaptationArguments
-from tests.conftest import build_model, make_domain, train_args
+from tests.conftest import CHECKPOINTING, build_model, make_domain, train_args
 
 
 def _trainer(tmp_path, model=None, source=None, target=None, **kwargs):
@@ -158,7 +158,7 @@ def test_a_non_finite_loss_is_caught_before_the_checkpoint_after_it(tmp_path):
 def test_activation_checkpointing_trains_every_lora_layer_as_without_it(tmp_path):
     plain = _trainer(tmp_path / "plain", max_steps=2)
     plain.train()
-    checkpointed = _trainer(tmp_path / "ckpt", max_steps=2, activation_checkpointing=True)
+    checkpointed = _trainer(tmp_path / "ckpt", max_steps=2, **{CHECKPOINTING: True})
     assert checkpointed.args.ddp_find_unused_parameters is False
     checkpointed.train()
     assert checkpointed.model.is_activation_checkpointing
