@@ -221,13 +221,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seed", type=int, default=0, help="Seed of the CR/MPQA train/test split (finance).")
     parser.add_argument("--config", default="local", help="recipes/<recipe>/<CONFIG>.yaml (local or pretrained).")
     parser.add_argument("--backbones", default=None, help="Converted offline backbones (for --config pretrained).")
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="Write one table under --out from these tables' runs (say one invocation per run and seed, "
+                        "run side by side, each with its own --out); nothing trains.")
+    parser.add_argument("--note", help="A line written under the table and kept in its JSON (e.g. the machine).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
     ns, extra = parser.parse_known_args(argv)
 
     runner = _load("run_recipe")
+    stem = f"{runner.results_stem(ns.recipe, ns.config)}_multi_source"
+    if ns.combine:
+        payload = runner.combined_tables(ns.combine)
+        if (payload["recipe"], payload.get("config", "local")) != (ns.recipe, ns.config):
+            raise SystemExit(f"those runs are {payload['recipe']} --config {payload.get('config', 'local')}, "
+                             f"not {ns.recipe} --config {ns.config}.")
+        print(write_table(Path(ns.out), stem, {**payload, "note": ns.note} if ns.note else payload))
+        return 0
     runner.use_backbones(ns.recipe, ns.config, ns.backbones)  # an unknown --config or a missing backbone stops here
     commit = runner._commit()
-    stem = f"{runner.results_stem(ns.recipe, ns.config)}_multi_source"
     work = Path(ns.work_dir).resolve()
     data = work / "data"
     domains = (prepare_speech(Path(ns.data_root), data) if ns.recipe == "speech"
@@ -256,18 +267,28 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"method": run, "seed": seed, **result})
             print(f"[{ns.recipe} multi-source] seed {seed} {run}: target acc "
                   f"{result['metrics'].get('eval_target_accuracy', float('nan')):.4f} ({result['seconds']} s)", flush=True)
-    table = runner.summarise(runs, selected)
     names = [n for n in domains if n != "target"]
-    out = Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "method": ns.method, "sources": names,
-               "overrides": overrides, "selection": "last step (no target labels used for model selection)",
-               "summary": table, "runs": runs}
-    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    text = markdown(ns.recipe, table, runs, commit, ns.seeds, method_label(ns.method, overrides), names, ns.config)
-    (out / f"{stem}.md").write_text(text)
-    print(text)
+    payload = {"recipe": ns.recipe, "config": ns.config, "commit": commit, "seeds": ns.seeds, "method": ns.method,
+               "sources": names, "overrides": overrides,
+               "selection": "last step (no target labels used for model selection)", "runs": runs}
+    print(write_table(Path(ns.out), stem, payload))
     return 0
+
+
+def write_table(out: Path, stem: str, payload: dict[str, Any]) -> str:
+    """``<stem>.json`` (with its summary) and ``<stem>.md`` from the payload's runs (each source alone, in the
+    sources' order, then pooled and multi), with its note under the table; returns the Markdown."""
+    present = {r["method"] for r in payload["runs"]}
+    order = [*(f"single_{n}" for n in payload["sources"]), "pooled", "multi"]
+    table = _load("run_recipe").summarise(payload["runs"], [m for m in order if m in present])
+    text = markdown(payload["recipe"], table, payload["runs"], payload["commit"], payload["seeds"],
+                    method_label(payload["method"], payload["overrides"]), payload["sources"], payload["config"])
+    if payload.get("note"):
+        text += "\n" + payload["note"] + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps({**payload, "summary": table}, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -355,6 +355,42 @@ def run_srcval(
     }
 
 
+def combined_tables(paths: list[str | os.PathLike]) -> dict[str, Any]:
+    """One payload from the JSON tables of several invocations, e.g. one per seed run side by side on a big
+    machine, each with its own ``--out``.
+
+    The tables must share recipe, config, method and overrides (a table never mixes protocols). A run of a seed
+    may come from one table only. Every run must have every seed, so that no mean is over fewer seeds than the
+    title lists. Each run keeps the commit it was measured at; the payload's ``commit`` is the one commit, or
+    every commit joined by ", ".
+    """
+    payloads = [json.loads(Path(p).read_text()) for p in paths]
+    first = payloads[0]
+    for path, payload in zip(paths[1:], payloads[1:]):
+        for key in ("recipe", "config", "method", "overrides"):
+            if payload.get(key) != first.get(key):
+                raise SystemExit(f"{path}: its {key} is {payload.get(key)!r}, {paths[0]}'s is {first.get(key)!r}; "
+                                 "only tables measured with the same settings combine.")
+    runs, source_of = [], {}
+    for path, payload in zip(paths, payloads):
+        for run in payload["runs"]:
+            key = (run["method"], run["seed"])
+            if key in source_of:
+                raise SystemExit(f"{run['method']} seed {run['seed']} is in both {source_of[key]} and {path}; "
+                                 "pass each run's table once.")
+            source_of[key] = path
+            runs.append({**run, "commit": run.get("commit", payload["commit"])})
+    seeds = sorted({r["seed"] for r in runs})
+    for method in dict.fromkeys(r["method"] for r in runs):
+        missing = [s for s in seeds if (method, s) not in source_of]
+        if missing:
+            raise SystemExit(f"{method} has no run for seed(s) {', '.join(map(str, missing))} that the other runs have: "
+                             "its mean would be over fewer seeds than the table lists; add the table(s) holding them.")
+    commits = list(dict.fromkeys(r["commit"] for r in runs))
+    kept = {k: v for k, v in first.items() if k not in ("runs", "summary", "note")}
+    return {**kept, "commit": ", ".join(commits), "seeds": seeds, "runs": runs}
+
+
 def summarise(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:
     table = {}
     for method in methods:

@@ -3,6 +3,7 @@ write (the real runs are the lead's)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,52 @@ def test_a_few_shot_table_keeps_the_k_an_earlier_invocation_measured_with_its_co
     assert "commits `new` (K = 1), `old` (K = 5)" in text
     assert "| source_only_k5 |" in text and "source_only_k1" not in text  # a method not run at K = 1 has no row
     assert "K = 1: mme_k1 − finetune_k1 on the target (points): accuracy +0.0." in text
+
+
+def _write(path: Path, payload: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+    return str(path)
+
+
+def test_few_shot_tables_run_side_by_side_combine_into_one_with_a_note(few, tmp_path):
+    def table(shots, seed, accuracy):
+        runs = [{"method": f"{m}_k{shots}", "seed": seed, "seconds": 9.0, "shots": shots,
+                 "metrics": {"eval_target_accuracy": accuracy + (m == "mme") / 10}} for m in ("mme", "finetune")]
+        return _write(tmp_path / f"k{shots}_s{seed}" / "digits_few_shot.json",
+                      {"recipe": "digits", "config": "local", "commit": "abc", "seeds": [seed], "shots": [shots],
+                       "overrides": [], "runs": runs})
+
+    parts = [table(k, s, 0.6 + s / 10) for k in (5, 1) for s in (0, 1)]
+    assert few.main(["digits", "--data-root", "unused", "--out", str(tmp_path / "out"), "--combine", *parts,
+                     "--note", "Measured on one GPU."]) == 0
+    text = (tmp_path / "out" / "digits_few_shot.md").read_text()
+    assert "seeds 0, 1; commit `abc`" in text and text.rstrip().endswith("Measured on one GPU.")
+    assert text.index("| mme_k1 |") < text.index("| mme_k5 |")  # K in order, whatever order the tables came in
+    assert "| finetune_k5 | 65.0 ± 5.0 |" in text and "mme_k5 − finetune_k5 on the target (points): accuracy +10.0" in text
+    payload = json.loads((tmp_path / "out" / "digits_few_shot.json").read_text())
+    assert payload["shots"] == [1, 5] and payload["note"] == "Measured on one GPU."
+    with pytest.raises(SystemExit, match="those runs are digits --config local, not speech"):
+        few.main(["speech", "--data-root", "unused", "--out", str(tmp_path / "out"), "--combine", *parts])
+
+
+def test_multi_source_tables_run_side_by_side_combine_in_the_sources_order(multi, tmp_path):
+    def table(run, seed, accuracy):
+        return _write(tmp_path / f"{run}_s{seed}" / "finance_multi_source.json", {
+            "recipe": "finance", "config": "local", "commit": "abc", "seeds": [seed], "method": "dann",
+            "sources": ["sst2", "cr"], "overrides": ["--training.domain_loss_weight", "0.1"],
+            "runs": [{"method": run, "seed": seed, "seconds": 30.0, "metrics": {"eval_target_accuracy": accuracy}}]})
+
+    accuracy = {"multi": 0.8, "pooled": 0.6, "single_cr": 0.7, "single_sst2": 0.5}
+    parts = [table(run, seed, a + seed / 100) for run, a in accuracy.items() for seed in (0, 1)]
+    assert multi.main(["finance", "--data-root", "unused", "--out", str(tmp_path / "out"), "--combine", *parts,
+                       "--note", "Measured on one GPU."]) == 0
+    text = (tmp_path / "out" / "finance_multi_source.md").read_text()
+    assert text.startswith("**finance multi-source (dann, domain-loss weight 0.1)**") and "seeds 0, 1;" in text
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["| method", "| single_sst2", "| single_cr", "| pooled", "| multi"]
+    assert "multi − single_cr on the target (points): accuracy +10.0." in text
+    assert text.rstrip().endswith("Measured on one GPU.")
 
 
 def test_the_fusion_table_gives_each_domain_its_gap_to_its_own_adapter(fusion, tmp_path):
