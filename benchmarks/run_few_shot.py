@@ -105,26 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbones", default=os.environ.get("HF_TRANSFER_BACKBONES"),
                         help="The folder of converted offline backbones, as for run_recipe.py.")
     parser.add_argument("--summarise-only", action="store_true", help="Rewrite the Markdown table from its JSON.")
-    parser.add_argument("--combine", nargs="+", metavar="JSON",
-                        help="Write one table under --out from these tables' runs (say one invocation per K and seed, "
-                        "run side by side, each with its own --out); nothing trains.")
-    parser.add_argument("--note", help="A line written under the table and kept in its JSON (e.g. the machine).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
+    runner = _load("run_recipe")
+    runner.add_combine_arguments(parser, "K")
     ns, extra = parser.parse_known_args(argv)
 
-    runner = _load("run_recipe")
     stem = f"{runner.results_stem(ns.recipe, ns.config)}_few_shot"
     config = str(runner.config_path(ns.recipe, ns.config))  # an unknown --config stops here
     out = Path(ns.out)
     if ns.summarise_only or ns.combine:
-        payload = (runner.combined_tables(ns.combine) if ns.combine
+        payload = (runner.combined_tables(ns.combine, ns.recipe, ns.config, ns.note) if ns.combine
                    else json.loads((out / f"{stem}.json").read_text()))
-        if (payload["recipe"], payload.get("config", "local")) != (ns.recipe, ns.config):
-            raise SystemExit(f"those runs are {payload['recipe']} --config {payload.get('config', 'local')}, "
-                             f"not {ns.recipe} --config {ns.config}.")
         payload["shots"] = sorted({r["shots"] for r in payload["runs"]})
-        if ns.note:
-            payload["note"] = ns.note
         print(write_table(runner, out, stem, payload, methods_of(payload)))
         return 0
     runner.use_backbones(ns.recipe, ns.config, ns.backbones)

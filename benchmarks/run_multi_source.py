@@ -221,21 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seed", type=int, default=0, help="Seed of the CR/MPQA train/test split (finance).")
     parser.add_argument("--config", default="local", help="recipes/<recipe>/<CONFIG>.yaml (local or pretrained).")
     parser.add_argument("--backbones", default=None, help="Converted offline backbones (for --config pretrained).")
-    parser.add_argument("--combine", nargs="+", metavar="JSON",
-                        help="Write one table under --out from these tables' runs (say one invocation per run and seed, "
-                        "run side by side, each with its own --out); nothing trains.")
-    parser.add_argument("--note", help="A line written under the table and kept in its JSON (e.g. the machine).")
     parser.epilog = "Any --section.field value argument is passed on to every run as a config override."
+    runner = _load("run_recipe")
+    runner.add_combine_arguments(parser, "run")
     ns, extra = parser.parse_known_args(argv)
 
-    runner = _load("run_recipe")
     stem = f"{runner.results_stem(ns.recipe, ns.config)}_multi_source"
     if ns.combine:
-        payload = runner.combined_tables(ns.combine)
-        if (payload["recipe"], payload.get("config", "local")) != (ns.recipe, ns.config):
-            raise SystemExit(f"those runs are {payload['recipe']} --config {payload.get('config', 'local')}, "
-                             f"not {ns.recipe} --config {ns.config}.")
-        print(write_table(Path(ns.out), stem, {**payload, "note": ns.note} if ns.note else payload))
+        print(write_table(Path(ns.out), stem, runner.combined_tables(ns.combine, ns.recipe, ns.config, ns.note)))
         return 0
     runner.use_backbones(ns.recipe, ns.config, ns.backbones)  # an unknown --config or a missing backbone stops here
     commit = runner._commit()

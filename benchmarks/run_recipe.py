@@ -355,17 +355,28 @@ def run_srcval(
     }
 
 
-def combined_tables(paths: list[str | os.PathLike]) -> dict[str, Any]:
-    """One payload from the JSON tables of several invocations, e.g. one per seed run side by side on a big
-    machine, each with its own ``--out``.
+def add_combine_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+    """``--combine`` and ``--note`` (see :func:`combined_tables`); ``unit`` names what one invocation runs."""
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help=f"Write one table under --out from these tables' runs (say one invocation per {unit} and "
+                        "seed, run side by side, each with its own --out); nothing trains.")
+    parser.add_argument("--note", help="A line written under the table and kept in its JSON (e.g. the machine).")
 
-    The tables must share recipe, config, method and overrides (a table never mixes protocols). A run of a seed
+
+def combined_tables(paths: list[str | os.PathLike], recipe: str, config: str, note: str | None = None) -> dict[str, Any]:
+    """One payload from the JSON tables of several invocations, e.g. one per seed run side by side on a big
+    machine, each with its own ``--out``; ``note`` (if any) goes under the table.
+
+    The tables must be of ``recipe`` and ``config`` and share method and overrides (a table never mixes protocols). A run of a seed
     may come from one table only. Every run must have every seed, so that no mean is over fewer seeds than the
     title lists. Each run keeps the commit it was measured at; the payload's ``commit`` is the one commit, or
     every commit joined by ", ".
     """
     payloads = [json.loads(Path(p).read_text()) for p in paths]
     first = payloads[0]
+    if (first["recipe"], first.get("config", "local")) != (recipe, config):
+        raise SystemExit(f"{paths[0]} holds {first['recipe']} --config {first.get('config', 'local')} runs, "
+                         f"not {recipe} --config {config}.")
     for path, payload in zip(paths[1:], payloads[1:]):
         for key in ("recipe", "config", "method", "overrides"):
             if payload.get(key) != first.get(key):
@@ -388,7 +399,7 @@ def combined_tables(paths: list[str | os.PathLike]) -> dict[str, Any]:
                              "its mean would be over fewer seeds than the table lists; add the table(s) holding them.")
     commits = list(dict.fromkeys(r["commit"] for r in runs))
     kept = {k: v for k, v in first.items() if k not in ("runs", "summary", "note")}
-    return {**kept, "commit": ", ".join(commits), "seeds": seeds, "runs": runs}
+    return {**kept, "commit": ", ".join(commits), "seeds": seeds, "runs": runs, **({"note": note} if note else {})}
 
 
 def summarise(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:

@@ -171,7 +171,7 @@ def test_few_shot_tables_run_side_by_side_combine_into_one_with_a_note(few, tmp_
     assert "| finetune_k5 | 65.0 ± 5.0 |" in text and "mme_k5 − finetune_k5 on the target (points): accuracy +10.0" in text
     payload = json.loads((tmp_path / "out" / "digits_few_shot.json").read_text())
     assert payload["shots"] == [1, 5] and payload["note"] == "Measured on one GPU."
-    with pytest.raises(SystemExit, match="those runs are digits --config local, not speech"):
+    with pytest.raises(SystemExit, match="holds digits --config local runs, not speech --config local"):
         few.main(["speech", "--data-root", "unused", "--out", str(tmp_path / "out"), "--combine", *parts])
 
 

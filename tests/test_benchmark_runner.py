@@ -208,19 +208,23 @@ def _table(tmp_path, name, seeds, commit, methods=("dann", "source_only"), overr
 
 
 def test_tables_of_separate_seeds_combine_into_one_and_each_run_keeps_its_commit(runner, tmp_path):
-    both = runner.combined_tables([_table(tmp_path, "s1", [1], "bbb"), _table(tmp_path, "s0", [0], "aaa")])
+    both = runner.combined_tables([_table(tmp_path, "s1", [1], "bbb"), _table(tmp_path, "s0", [0], "aaa")],
+                                  "digits", "local", note="on a GPU")
     assert both["seeds"] == [0, 1] and both["commit"] == "bbb, aaa"
     assert {(r["method"], r["seed"], r["commit"]) for r in both["runs"]} == {
         ("dann", 1, "bbb"), ("source_only", 1, "bbb"), ("dann", 0, "aaa"), ("source_only", 0, "aaa")}
-    assert "summary" not in both and "note" not in both  # recomputed / given again by the caller
+    assert "summary" not in both and both["note"] == "on a GPU"  # the tables' own notes are not carried over
     assert runner.summarise(both["runs"], ["dann"])["dann"]["target_accuracy"][0] == pytest.approx(0.55)
 
 
 def test_tables_that_differ_overlap_or_leave_a_seed_out_do_not_combine(runner, tmp_path):
     s0 = _table(tmp_path, "s0", [0], "aaa")
+    with pytest.raises(SystemExit, match="holds digits --config local runs, not speech --config local"):
+        runner.combined_tables([s0], "speech", "local")
     with pytest.raises(SystemExit, match="overrides"):
-        runner.combined_tables([s0, _table(tmp_path, "w", [1], "aaa", overrides=["--training.seed", "1"])])
+        runner.combined_tables([s0, _table(tmp_path, "w", [1], "aaa", overrides=["--training.seed", "1"])], "digits",
+                               "local")
     with pytest.raises(SystemExit, match="dann seed 0 is in both"):
-        runner.combined_tables([s0, _table(tmp_path, "again", [0], "aaa")])
+        runner.combined_tables([s0, _table(tmp_path, "again", [0], "aaa")], "digits", "local")
     with pytest.raises(SystemExit, match="source_only has no run for seed.s. 1"):
-        runner.combined_tables([s0, _table(tmp_path, "s1", [1], "aaa", methods=("dann",))])
+        runner.combined_tables([s0, _table(tmp_path, "s1", [1], "aaa", methods=("dann",))], "digits", "local")
