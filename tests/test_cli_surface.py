@@ -126,7 +126,7 @@ def test_train_says_when_each_stage_starts_and_logs_instead_of_printing_dicts(ti
     assert any(r.getMessage().startswith("adaptation step 1/2: loss ") for r in caplog.records)
     out = capsys.readouterr().out
     assert "{'" not in out  # no raw log dict on stdout
-    assert json.loads(out[: out.rindex("}") + 1])["eval_target_accuracy"] >= 0
+    assert "eval_target_accuracy" in json.loads(out[: out.rindex("}") + 1])  # the final metrics, as JSON
     assert main(["train", str(path), "--training.logging_steps", "1", "--training.overwrite_output_dir", "true",
                  "--verbose"]) == 0
     assert "{'loss'" in capsys.readouterr().out  # --verbose: the Trainer's own dicts

@@ -44,7 +44,7 @@ def test_train_writes_pictures_linked_from_the_card_and_the_push_uploads_them(hu
     assert info["pictures"] == PICTURES
     shift = info["shift"]
     assert shift["num_source"] == shift["num_target"] == 6
-    assert 0.0 <= shift["a_distance_before"] <= 2.0 and -2.0 <= shift["a_distance_after"] <= 2.0
+    assert shift["a_distance_before"] > 1.5  # the planted shift (+60 on every pixel) is plain to the probe
     for name in PICTURES.values():
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     card = (out / "README.md").read_text()
