@@ -24,7 +24,6 @@ apart.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile

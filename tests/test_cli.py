@@ -166,13 +166,13 @@ def _augmentation_kind(dataset) -> str | None:
 
 
 def test_random_init_without_weights_refuses_pickles_only_when_loading(tiny_setup):
-    from hf_transfer.backbones import load_backbone
+    from hf_transfer.backbones import BackboneError, load_backbone
 
     tmp_path, _ = tiny_setup
     (tmp_path / "vit" / "model.safetensors").unlink()
     backbone = load_backbone(str(tmp_path / "vit"), label_names=["a", "b"], random_init=True)
     assert backbone.model.config.num_labels == 2
-    with pytest.raises(Exception):
+    with pytest.raises(BackboneError, match="has no safetensors weights; hf_transfer only loads safetensors"):
         load_backbone(str(tmp_path / "vit"), label_names=["a", "b"])
 
 

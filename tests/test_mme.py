@@ -7,7 +7,6 @@ import torch
 
 from hf_transfer.alignment import AlignmentObjective, get_method
 from hf_transfer.alignment.mme import MinimaxEntropyHead, PrototypeClassifier, minimax_entropy_loss
-from hf_transfer.alignment.registry import AlignmentBatch
 from hf_transfer.modeling import DomainAdaptationModel
 from hf_transfer.training_args import DomainAdaptationArguments
 from tests.conftest import build_model, make_domain, train_args

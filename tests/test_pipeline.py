@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 from safetensors.torch import load_file
 
 from hf_transfer.cli import main

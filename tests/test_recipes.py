@@ -279,7 +279,7 @@ def _publish_camelyon(double) -> dict[str, int]:
     """wltjr1007/Camelyon17-WILDS: data/<split>-*.parquet, hospitals in the ``center`` column."""
     import io
 
-    from datasets import ClassLabel, Features, Image as ImageFeature, Value
+    from datasets import Features, Image as ImageFeature, Value
 
     features = Features({
         "image": ImageFeature(), "label": Value("int64"), "center": Value("int64"), "patient": Value("int64"),
