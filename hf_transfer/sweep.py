@@ -319,6 +319,10 @@ def run_sweep(
         )
     # every candidate keeps its target predictions, so EnsV can compare them (a column of the table, or the choice)
     base_overrides += ["--training.validators", *members, "--training.save_target_predictions", "true"]
+    if not _sets_shift_report(config_path, overrides):
+        # A t-SNE, two probes and three pictures per candidate cost more than a short candidate's training; the
+        # choice reads none of them. Setting training.shift_report (config or override) keeps them.
+        base_overrides += ["--training.shift_report", "none"]
     if pruner != "none" and training.validators_during_training is None:
         # the pruner reads one validator at each evaluation step: the others (DEV refits a domain classifier) wait
         # for the evaluation after training
@@ -351,6 +355,13 @@ def run_sweep(
         )
     return _choose(results, candidates, output_dir, validator=validator, members=members, prune_on=prune_on,
                    pruner=pruner, say=say)
+
+
+def _sets_shift_report(config_path: str, overrides: Sequence[str]) -> bool:
+    """Whether the user chose ``training.shift_report`` (in the config or an override) rather than the default."""
+    flag = "--training.shift_report"
+    return ("shift_report" in (load_config(config_path).get("training") or {})
+            or any(arg == flag or arg.startswith(flag + "=") for arg in overrides))
 
 
 def _config_and_output(config, output_dir, overrides) -> tuple[str, Path]:

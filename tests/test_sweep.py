@@ -192,15 +192,32 @@ def test_a_pruned_sweep_computes_only_the_watched_validator_during_training_and_
 
     root, config = setup
     out = tmp_path / "pruned"
-    result = run_sweep(config, {"training": {"method": ["dann"], "learning_rate": [0.05]}}, output_dir=out, pruner="median",
+    sections = yaml.safe_load(config.read_text())
+    del sections["training"]["shift_report"]  # left at its default: the candidates skip the shift report
+    result = run_sweep(sections, {"training": {"method": ["dann"], "learning_rate": [0.05]}}, output_dir=out, pruner="median",
                        progress=None,
                        validators=["entropy", "snd", "dev"],
                        overrides=["--training.eval_strategy", "steps", "--training.eval_steps", "1"])
     candidate = out / "candidates" / "c00"
     args = _saved_training_args(candidate)
     assert args.validators == ["entropy", "snd", "dev"] and args.validators_during_training == ["snd"]
+    assert args.shift_report == "none" and not list(candidate.glob("*.png"))
     record = json.loads((candidate / "candidate.json").read_text())
     assert set(record["intermediate"]) == {"1", "2", "3"}  # the pruner's validator at every evaluation step
     assert set(record["scores"]) == {"entropy", "snd", "dev"}  # the evaluation after training computes them all
     assert record["seconds"] > 0 and record["cpu_seconds"] > 0
     assert result.candidates[0].cpu_seconds == record["cpu_seconds"]
+
+
+def test_the_candidates_keep_the_shift_report_the_user_chose(setup):
+    from hf_transfer.sweep import _sets_shift_report
+
+    _, config = setup  # its training section sets shift_report: metrics
+    assert _sets_shift_report(str(config), [])
+    plain = config.parent / "plain.yaml"
+    sections = yaml.safe_load(config.read_text())
+    del sections["training"]["shift_report"]
+    plain.write_text(yaml.safe_dump(sections))
+    assert not _sets_shift_report(str(plain), ["--training.max_steps", "2"])
+    assert _sets_shift_report(str(plain), ["--training.shift_report", "pictures"])
+    assert _sets_shift_report(str(plain), ["--training.shift_report=metrics"])
