@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         payload = (runner.combined_tables(ns.combine, ns.recipe, ns.config, ns.note) if ns.combine
                    else json.loads((out / f"{stem}.json").read_text()))
         payload["shots"] = sorted({r["shots"] for r in payload["runs"]})
+        if ns.note:  # also a new note under a table rewritten with --summarise-only
+            payload["note"] = ns.note
         print(write_table(runner, out, stem, payload, methods_of(payload)))
         return 0
     runner.use_backbones(ns.recipe, ns.config, ns.backbones)

@@ -367,9 +367,9 @@ def combined_tables(paths: list[str | os.PathLike], recipe: str, config: str, no
     """One payload from the JSON tables of several invocations, e.g. one per seed run side by side on a big
     machine, each with its own ``--out``; ``note`` (if any) goes under the table.
 
-    The tables must be of ``recipe`` and ``config`` and share method and overrides (a table never mixes protocols). A run of a seed
-    may come from one table only. Every run must have every seed, so that no mean is over fewer seeds than the
-    title lists. Each run keeps the commit it was measured at; the payload's ``commit`` is the one commit, or
+    The tables must be of ``recipe`` and ``config`` and share method and overrides (a table never mixes
+    protocols). A run of a seed may come from one table only. Every run must have every seed, so that no mean is
+    over fewer seeds than the title lists. Each run keeps the commit it was measured at; the payload's ``commit`` is the one commit, or
     every commit joined by ", ".
     """
     payloads = [json.loads(Path(p).read_text()) for p in paths]
